@@ -1,0 +1,1 @@
+"""Built-in selection policies (installed as ``skillit_policies``; found via entry points)."""

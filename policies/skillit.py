@@ -1,0 +1,167 @@
+"""``skillit``: online SKILL-IT (Chen et al. 2023, Algorithm 1).
+
+p_i ∝ exp(eta * sum_j A[i, j] * L_j), where L is the sum (or mean) of the last ``window`` eval
+loss vectors. Every choice the reference implementation leaves implicit is a field below, with
+the paper's value as default (see shared/reference/skillit.md, sections 1.2 and 6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skillit_ray.errors import PolicyError
+from skillit_ray.graph import SkillsGraph
+from skillit_ray.mixture import Mixture, Observation, PolicyContext
+from skillit_ray.policy import Policy
+
+
+def _doc(default, doc: str):
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+def skillit_weights(A: np.ndarray, losses: np.ndarray, eta: float) -> np.ndarray:
+    """Normalised exp(eta * A @ losses), computed stably (shift by the max score)."""
+    score = eta * (A @ losses)
+    w = np.exp(score - score.max())
+    return w / w.sum()
+
+
+class SkillItPolicy(Policy):
+    """Online SKILL-IT: up-weight skills whose graph successors have high eval loss."""
+
+    @dataclass
+    class Config:
+        graph: str | None = _doc(
+            None, "Graph JSON file (rows = train skills, columns = eval skills, by name); None: "
+            "the identity graph (the paper's no-graph ablation).")
+        eta: float = _doc(0.5, "Learning rate of the exponentiated update (paper: LEGO 0.5, "
+                          "addition 0.1, NI 0.2-0.8).")
+        window: int = _doc(3, "w: how many of the latest loss observations enter the update.")
+        window_unit: str = _doc(
+            "checkpoints", "'checkpoints' (every eval of train.eval_every, as the paper's code) "
+            "or 'rounds' (only the eval at each round's end).")
+        reduction: str = _doc(
+            "auto", "'sum' or 'mean' over the window; 'auto' = mean when fine-tuning toward a "
+            "target, else sum (as the paper's scripts).")
+        setting: str = _doc(
+            "auto", "'pretrain' (eval skills = train skills), 'finetune' (graph sliced to the "
+            "target column(s)), 'ood' (rectangular graph onto eval skills); 'auto' infers it "
+            "from target and the skills.")
+        target: list | None = _doc(None, "Target eval skill(s) when fine-tuning.")
+        initial: str = _doc(
+            "graph", "Round-0 mixture: 'graph' = p ∝ exp(eta·A·1) (the paper), or 'uniform'.")
+        diagonal: str = _doc(
+            "keep", "'keep' the graph's self-edges as stored (the online code), or force them "
+            "to 'one' (the static code path). Self-edges are where train and eval names match.")
+        binary_edge_weight: float | None = _doc(
+            0.5, "Off-diagonal entries exactly 1 become this (the paper's code: binary edges "
+            "weigh 0.5); None keeps them.")
+        negative: str = _doc("keep", "'keep' negative graph entries or 'clip' them to 0.")
+        normalize_loss: bool = _doc(
+            False, "Divide losses by the first observed loss vector (paper default: off).")
+        eta_schedule: str = _doc(
+            "constant", "'constant', or 'loss_ratio': eta / (sum(L_latest) / sum(L_first)).")
+
+    def _check(self) -> None:
+        c = self.config
+        choices = {"window_unit": ("checkpoints", "rounds"), "reduction": ("auto", "sum", "mean"),
+                   "setting": ("auto", "pretrain", "finetune", "ood"),
+                   "initial": ("graph", "uniform"), "diagonal": ("keep", "one"),
+                   "negative": ("keep", "clip"), "eta_schedule": ("constant", "loss_ratio")}
+        for name, allowed in choices.items():
+            if getattr(c, name) not in allowed:
+                raise PolicyError(f"policy 'skillit': {name}={getattr(c, name)!r}; expected one "
+                                  f"of {list(allowed)}")
+        if not float(c.eta) >= 0:
+            raise PolicyError(f"policy 'skillit': eta must be >= 0, got {c.eta}")
+        if not (isinstance(c.window, int) and c.window >= 1):
+            raise PolicyError(f"policy 'skillit': window must be an integer >= 1, got {c.window}")
+
+    def _setting(self, ctx: PolicyContext) -> str:
+        c = self.config
+        if c.setting != "auto":
+            return c.setting
+        if c.target:
+            return "finetune"
+        return "pretrain" if set(ctx.train_skills) == set(ctx.eval_skills) else "ood"
+
+    def _columns(self, ctx: PolicyContext, setting: str, graph: SkillsGraph | None) -> tuple:
+        if setting == "finetune":
+            if not self.config.target:
+                raise PolicyError("policy 'skillit': setting 'finetune' needs target skill(s)")
+            cols = tuple(self.config.target)
+        elif setting == "pretrain":
+            cols = tuple(ctx.train_skills)
+        else:
+            cols = tuple(graph.eval_skills) if graph else tuple(ctx.eval_skills)
+        missing = [s for s in cols if s not in ctx.eval_skills]
+        if missing:
+            raise PolicyError(f"policy 'skillit': eval skill(s) {missing} are not evaluated in "
+                              f"this run (eval skills: {list(ctx.eval_skills)})")
+        return cols
+
+    def _graph(self, ctx: PolicyContext, cols: tuple) -> np.ndarray:
+        c = self.config
+        if c.graph is None:
+            A = np.array([[1.0 if t == e else 0.0 for e in cols] for t in ctx.train_skills])
+        else:
+            A = SkillsGraph.load(c.graph).select(ctx.train_skills, cols, c.graph).matrix.copy()
+        diag = np.array([[t == e for e in cols] for t in ctx.train_skills])
+        if c.binary_edge_weight is not None:
+            A[(A == 1.0) & ~diag] = c.binary_edge_weight
+        if c.diagonal == "one":
+            A[diag] = 1.0
+        if c.negative == "clip":
+            A = np.maximum(A, 0.0)
+        return A
+
+    def init(self, ctx: PolicyContext) -> Mixture:
+        self._check()
+        self.ctx = ctx
+        self.setting = self._setting(ctx)
+        graph = None
+        if self.config.graph is not None and self.setting == "ood":
+            graph = SkillsGraph.load(self.config.graph)
+        self.columns = self._columns(ctx, self.setting, graph)
+        self.A = self._graph(ctx, self.columns)
+        red = self.config.reduction
+        self.reduce = ("mean" if self.setting == "finetune" else "sum") if red == "auto" else red
+        self.history: list[list[float]] = []
+        self.first: list[float] | None = None
+        if self.config.initial == "uniform":
+            return Mixture.uniform(ctx.train_skills)
+        ones = np.ones(len(self.columns))
+        return Mixture(ctx.train_skills, skillit_weights(self.A, ones, float(self.config.eta)))
+
+    def _observed(self, obs: Observation) -> list[list[float]]:
+        points = obs.eval_checkpoints or [{"loss": obs.eval_loss}]
+        if self.config.window_unit == "rounds":
+            points = points[-1:]
+        try:
+            return [[float(p["loss"][s]) for s in self.columns] for p in points]
+        except KeyError as exc:
+            raise PolicyError(f"policy 'skillit': no eval loss for skill {exc}") from None
+
+    def update(self, obs: Observation) -> Mixture:
+        self.history.extend(self._observed(obs))
+        if self.first is None:
+            self.first = self.history[0]
+        window = np.asarray(self.history[-self.config.window :])
+        losses = window.sum(0) if self.reduce == "sum" else window.mean(0)
+        if self.config.normalize_loss:
+            losses = losses / np.asarray(self.first)
+        eta = float(self.config.eta)
+        if self.config.eta_schedule == "loss_ratio":
+            eta = eta / (sum(self.history[-1]) / sum(self.first))
+        return Mixture(self.ctx.train_skills, skillit_weights(self.A, losses, eta))
+
+    def state_dict(self) -> dict:
+        return {"history": self.history, "first": self.first}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = [list(map(float, h)) for h in state["history"]]
+        self.first = state["first"]

@@ -1,0 +1,251 @@
+"""Typed config for a run: dataclasses, YAML loading, dotted ``--set`` overrides, validation.
+
+Every field carries its documentation in ``metadata["doc"]`` so the CLI and errors can show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from skillit_ray.errors import ConfigError
+
+
+def _f(default: Any, doc: str) -> Any:
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class DataConfig:
+    generator: str | None = _f(
+        None, "Built-in generator ('lego', 'addition') that makes the data on first use; "
+        "it is cached by its settings under cache_dir. None: use train/eval paths."
+    )
+    generator_params: dict = _f({}, "Settings passed to the generator (see `skillit-ray data`).")
+    cache_dir: str | None = _f(
+        None, "Where generated data is cached; default $SKILLIT_RAY_CACHE or ~/.cache/skillit-ray."
+    )
+    train: str | None = _f(
+        None, "Directory, file or pyarrow filesystem URI of the training shards (Parquet/JSONL)."
+    )
+    eval: str | None = _f(None, "Directory, file or URI of the held-out (validation) shards.")
+    format: str = _f("auto", "'parquet', 'jsonl' or 'auto' (by file extension).")
+    tokenizer: str | None = _f(
+        None, "Local directory of a Hugging Face tokenizer; needed when rows carry `text`."
+    )
+    max_length: int | None = _f(
+        None, "Rows are truncated/padded to this many tokens; None: the manifest's value or 128."
+    )
+    train_skills: list | None = _f(None, "Train skills to use; None: every skill in the data.")
+    eval_skills: list | None = _f(None, "Eval skills to measure; None: every skill in eval data.")
+    natural_proportions: dict | None = _f(
+        None, "Skill -> weight of the data's natural mixture; None: the manifest's, else the "
+        "row counts of the train split."
+    )
+
+
+@dataclass
+class ModelConfig:
+    preset: str | None = _f("gpt2-tiny", "Named tiny architecture (see skillit_ray.model).")
+    path: str | None = _f(None, "Local directory of a transformers causal LM (overrides preset).")
+    overrides: dict = _f({}, "Config fields set on the transformers config (e.g. n_layer: 4).")
+
+
+@dataclass
+class TrainConfig:
+    rounds: int = _f(6, "T: number of rounds; the mixture is fixed within a round.")
+    steps_per_round: int = _f(100, "Optimizer steps per round.")
+    batch_size: int = _f(32, "Global batch size (rows per step over all workers).")
+    lr: float = _f(1e-3, "Peak learning rate of AdamW.")
+    warmup_steps: int = _f(50, "Linear warmup steps; then linear decay to 0 over the whole run.")
+    weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and norms).")
+    grad_clip: float = _f(1.0, "Max global gradient norm; 0 disables clipping.")
+    eval_every: int | None = _f(
+        None, "Evaluate every this many steps within a round (an eval checkpoint); the end of a "
+        "round is always evaluated. None: once per round."
+    )
+    eval_batch_size: int = _f(256, "Rows per evaluation forward pass.")
+    num_workers: int = _f(1, "Ray Train workers (DDP when > 1).")
+    use_gpu: bool = _f(False, "Train on GPUs (one per worker).")
+    cpus_per_worker: int = _f(1, "CPUs reserved per worker; also the torch thread count.")
+    seed: int = _f(0, "Run seed: model init, round plans and row order follow from it.")
+
+
+@dataclass
+class PolicyConfig:
+    name: str = _f("skillit", "Registered policy name (`skillit-ray policies` lists them).")
+    params: dict = _f({}, "The policy's own Config fields.")
+
+
+@dataclass
+class RunSection:
+    name: str = _f("run", "Run name; also the Ray Train run name.")
+    out: str | None = _f(None, "Run directory; default runs/<name>-<timestamp>.")
+    storage_path: str | None = _f(None, "Ray Train storage; default <out>/ray.")
+    ray_logs: bool = _f(False, "Show Ray's own logs and progress bars.")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    run: RunSection = field(default_factory=RunSection)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def total_steps(self) -> int:
+        return self.train.rounds * self.train.steps_per_round
+
+
+SECTIONS = {f.name: f.type for f in fields(Config)}
+_SECTION_TYPES = {
+    "data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+    "policy": PolicyConfig, "run": RunSection,
+}
+
+
+def all_keys() -> list[str]:
+    """Every valid dotted key, for suggestions."""
+    return [f"{s}.{f.name}" for s, cls in _SECTION_TYPES.items() for f in fields(cls)]
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    near = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
+    hint = f"; did you mean '{near[0]}'?" if near else ""
+    return ConfigError(f"{where}: unknown config key '{key}'{hint}")
+
+
+def from_dict(raw: dict, where: str = "config") -> Config:
+    """Build a Config from nested dicts, rejecting unknown keys (with the nearest valid key)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    cfg = Config()
+    for section, values in raw.items():
+        if section not in _SECTION_TYPES:
+            raise _unknown(section, where)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: section '{section}' must be a mapping")
+        for key, value in values.items():
+            set_key(cfg, f"{section}.{key}", value, where)
+    return cfg
+
+
+def set_key(cfg: Config, dotted: str, value: Any, where: str = "--set") -> None:
+    """Set ``section.field`` (or ``section.dictfield.sub...``) on cfg."""
+    parts = dotted.split(".")
+    if len(parts) < 2 or parts[0] not in _SECTION_TYPES:
+        raise _unknown(dotted, where)
+    section = getattr(cfg, parts[0])
+    names = {f.name for f in fields(section)}
+    if parts[1] not in names:
+        raise _unknown(dotted, where)
+    if len(parts) == 2:
+        setattr(section, parts[1], value)
+        return
+    target = getattr(section, parts[1])
+    if not isinstance(target, dict):
+        raise ConfigError(f"{where}: '{'.'.join(parts[:2])}' is not a mapping; cannot set {dotted}")
+    for p in parts[2:-1]:
+        target = target.setdefault(p, {})
+    target[parts[-1]] = value
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``key=value`` strings; values are parsed as YAML (so 3, 0.5, [a, b] work)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}': expected dotted.key=value")
+        key, text = item.split("=", 1)
+        set_key(cfg, key.strip(), yaml.safe_load(text))
+    return cfg
+
+
+def load(path: str, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (safe_load), apply overrides, validate."""
+    if not os.path.exists(path):
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    cfg = from_dict(raw, where=path)
+    apply_overrides(cfg, overrides or [])
+    base = os.path.dirname(os.path.abspath(path))
+    _resolve_relative(cfg, base)
+    validate(cfg)
+    return cfg
+
+
+def _resolve_relative(cfg: Config, base: str) -> None:
+    """Paths in a recipe are relative to the recipe file, so recipes run from any directory."""
+    params = cfg.policy.params
+    graph = params.get("graph")
+    if isinstance(graph, str) and graph not in ("learn",) and "://" not in graph:
+        candidate = os.path.join(base, graph)
+        if not os.path.isabs(graph) and os.path.exists(candidate):
+            params["graph"] = candidate
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that need no data."""
+    t = cfg.train
+    for name in ("rounds", "steps_per_round", "batch_size", "num_workers", "cpus_per_worker"):
+        v = getattr(t, name)
+        _check(isinstance(v, int) and v >= 1, f"train.{name} must be an integer >= 1, got {v!r}")
+    _check(
+        t.batch_size % t.num_workers == 0,
+        f"train.batch_size={t.batch_size} must be divisible by train.num_workers={t.num_workers}",
+    )
+    _check(float(t.lr) > 0, f"train.lr must be > 0, got {t.lr}")
+    _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
+    if t.eval_every is not None:
+        _check(
+            isinstance(t.eval_every, int) and t.eval_every >= 1,
+            f"train.eval_every must be an integer >= 1 or null, got {t.eval_every!r}",
+        )
+    d = cfg.data
+    _check(
+        d.generator is not None or d.train is not None,
+        "data: set either data.generator (lego, addition) or data.train and data.eval paths",
+    )
+    if d.generator is None:
+        _check(d.eval is not None, "data.eval: the held-out split is required with data.train")
+    _check(d.format in ("auto", "parquet", "jsonl"), f"data.format: unknown '{d.format}'")
+    _check(
+        cfg.model.preset is not None or cfg.model.path is not None,
+        "model: set model.preset or model.path",
+    )
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def describe(cls: type) -> list[tuple[str, str, str]]:
+    """(name, default, doc) of each field of a config dataclass, for help output."""
+    out = []
+    for f in fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out.append((f.name, repr(default), f.metadata.get("doc", "")))
+    return out

@@ -1,0 +1,69 @@
+"""Registry of built-in synthetic generators and the cache that recipes use."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from skillit_ray.data.generators import addition, lego
+from skillit_ray.data.generators.common import fingerprint
+from skillit_ray.errors import ConfigError, DataError
+
+GENERATORS = {
+    "lego": (lego.LegoParams, lego.generate, lego.VERSION),
+    "addition": (addition.AdditionParams, addition.generate, addition.VERSION),
+}
+
+
+def make_params(name: str, params: dict | None):
+    if name not in GENERATORS:
+        raise ConfigError(f"data.generator: unknown '{name}'; available: {sorted(GENERATORS)}")
+    cls = GENERATORS[name][0]
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params or {}) - valid)
+    if unknown:
+        raise ConfigError(
+            f"data.generator_params: '{name}' has no setting(s) {unknown}; valid: {sorted(valid)}"
+        )
+    return cls(**(params or {}))
+
+
+def generate(name: str, out: str, params: dict | None = None) -> dict:
+    p = make_params(name, params)
+    try:
+        return GENERATORS[name][1](out, p)
+    except ValueError as exc:
+        raise ConfigError(f"data.generator_params: {exc}") from None
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("SKILLIT_RAY_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "skillit-ray"
+    )
+
+
+def cached(name: str, params: dict | None, cache_dir: str | None) -> str:
+    """Folder of the generated data for these settings, generating it on first use.
+
+    The folder name carries a fingerprint of the settings, so changing them regenerates.
+    """
+    p = make_params(name, params)
+    fp = fingerprint(name, p, GENERATORS[name][2])
+    folder = os.path.join(cache_dir or default_cache_dir(), "data", f"{name}-{fp}")
+    manifest = os.path.join(folder, "manifest.json")
+    if os.path.exists(manifest):
+        return folder
+    generate(name, folder, dataclasses.asdict(p))
+    return folder
+
+
+def read_manifest(folder: str) -> dict | None:
+    path = os.path.join(folder, "manifest.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable manifest: {exc}") from None

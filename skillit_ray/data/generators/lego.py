@@ -1,0 +1,118 @@
+"""LEGO: resolve the value of a variable in a chain of boolean assignments (Zhang et al. 2022).
+
+A row holds ``variables`` clauses: the root ``x = val b`` and ``y = val x`` / ``y = not x`` for
+each next variable of the chain, shuffled unless ``shuffle_clauses`` is false, then a query
+``? y =`` whose answer is 0 or 1. Skill ``lego/depthD`` = the queried variable sits at depth D
+of the chain (depth 1 = the root), as in the SKILL-IT paper.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skillit_ray.data.generators.common import BOS, Vocab, split_counts, unique_rows, write_dataset
+
+VERSION = 1
+
+
+@dataclass
+class LegoParams:
+    variables: int = field(default=5, metadata={"doc": "Chain length = number of skills (2-26)."})
+    rows_per_skill: int = field(
+        default=2000, metadata={"doc": "Train rows of the least frequent skill."}
+    )
+    proportions: list = field(
+        default_factory=lambda: [1, 1, 1, 3, 5],
+        metadata={"doc": "Natural train proportions per depth (paper: 1:1:1:3:5)."},
+    )
+    val_rows_per_skill: int = field(default=200, metadata={"doc": "Validation rows per skill."})
+    shuffle_clauses: bool = field(
+        default=True, metadata={"doc": "Shuffle clause order (paper: yes)."}
+    )
+    seed: int = field(default=0, metadata={"doc": "Generator seed."})
+
+
+def vocab() -> Vocab:
+    return Vocab([*string.ascii_lowercase, "=", "val", "not", "0", "1", ",", ".", "?"])
+
+
+def skills(p: LegoParams) -> list[str]:
+    return [f"lego/depth{d}" for d in range(1, p.variables + 1)]
+
+
+def _make_row(p: LegoParams, depth: int):
+    def make(rng: np.random.Generator) -> tuple[list[str], int]:
+        names = list(rng.choice(list(string.ascii_lowercase), size=p.variables, replace=False))
+        value = int(rng.integers(2))
+        clauses = [[names[0], "=", "val", str(value)]]
+        values = [value]
+        for i in range(1, p.variables):
+            negate = bool(rng.integers(2))
+            clauses.append([names[i], "=", "not" if negate else "val", names[i - 1]])
+            values.append(1 - values[-1] if negate else values[-1])
+        if p.shuffle_clauses:
+            clauses = [clauses[i] for i in rng.permutation(len(clauses))]
+        tokens = [BOS]
+        for i, c in enumerate(clauses):
+            tokens += c + ([","] if i < len(clauses) - 1 else ["."])
+        tokens += ["?", names[depth - 1], "=", str(values[depth - 1])]
+        return tokens, len(tokens) - 1
+
+    return make
+
+
+def _check(p: LegoParams) -> None:
+    if not 2 <= p.variables <= 26:
+        raise ValueError(f"lego: variables must be in 2..26, got {p.variables}")
+    if len(p.proportions) != p.variables:
+        raise ValueError(
+            f"lego: proportions has {len(p.proportions)} entries, expected {p.variables}"
+        )
+    if min(p.proportions) <= 0:
+        raise ValueError(f"lego: proportions must be > 0, got {p.proportions}")
+
+
+def generate(out: str, p: LegoParams) -> dict:
+    _check(p)
+    names = skills(p)
+    counts = split_counts(p.proportions, p.rows_per_skill)
+
+    def rows():
+        for d, (skill, n) in enumerate(zip(names, counts, strict=True), start=1):
+            seen: set = set()
+            make = _make_row(p, d)
+            # Validation first, so train rows can never duplicate a held-out row.
+            yield "val", skill, unique_rows(
+                make, p.val_rows_per_skill, np.random.default_rng([p.seed, d, 1]), seen, skill
+            )
+            yield "train", skill, unique_rows(
+                make, n, np.random.default_rng([p.seed, d, 0]), seen, skill
+            )
+
+    return write_dataset(
+        out, "lego", p, VERSION, names, list(map(float, p.proportions)), vocab(), rows,
+        {"task": "lego", "answer_values": ["0", "1"]},
+    )
+
+
+def answer(text: str) -> str:
+    """Recompute the answer from a row's text (used to verify stored answers)."""
+    tokens = text.split()
+    q = tokens.index("?")
+    clauses = " ".join(tokens[:q]).rstrip(" .").split(" , ")
+    defs = {}
+    for c in clauses:
+        name, _, op, arg = c.split()
+        defs[name] = (op, arg)
+
+    def value(name: str) -> int:
+        op, arg = defs[name]
+        if arg in ("0", "1"):
+            return int(arg)
+        v = value(arg)
+        return 1 - v if op == "not" else v
+
+    return str(value(tokens[q + 1]))

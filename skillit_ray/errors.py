@@ -1,0 +1,21 @@
+"""Error types for user mistakes: each message names the culprit and what was expected."""
+
+
+class SkillitError(Exception):
+    """Base class for every user-facing error raised by skillit-ray."""
+
+
+class ConfigError(SkillitError):
+    """A config key, value or combination is invalid."""
+
+
+class DataError(SkillitError):
+    """A data file, row, column or skill is missing or malformed."""
+
+
+class GraphError(SkillitError):
+    """A skills graph file is malformed or does not match the run's skills."""
+
+
+class PolicyError(SkillitError):
+    """A policy is unknown, misconfigured, raised, or returned an invalid mixture."""

@@ -1,0 +1,209 @@
+"""Config -> a running TorchTrainer: Ray start-up, coordinator, run directory, progress lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict
+
+from skillit_ray import config as config_mod
+from skillit_ray.config import Config
+from skillit_ray.errors import SkillitError
+from skillit_ray.mixture import PolicyContext
+
+QUIET_ENV = {
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # The controller polls workers at this period; the default 2 s makes each report cost ~1 s.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
+}
+
+
+def ensure_ray(cfg: Config) -> None:
+    """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    kwargs = {"log_to_driver": cfg.run.ray_logs, "logging_level": "info" if cfg.run.ray_logs
+              else "warning", "configure_logging": True}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**kwargs)
+        return
+    # A private local cluster; token auth only guards network clients, which this one has none of.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    t = cfg.train
+    # Logical headroom: Ray Data tasks need a whole free CPU beside the training workers.
+    cpus = max(os.cpu_count() or 1, t.num_workers * t.cpus_per_worker) + 2
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+
+
+def default_out(cfg: Config) -> str:
+    return os.path.join("runs", f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _fmt_round(rec: dict, rounds: int, t0: float) -> str:
+    loss = rec["eval_loss"]
+    acc = rec["eval_acc"]
+    mean = lambda d: sum(d.values()) / len(d) if d else float("nan")  # noqa: E731
+    short = lambda s: s.rsplit("/", 1)[-1]  # noqa: E731
+    mix = " ".join(f"{short(s)}={p:.2f}" for s, p in rec["mixture"].items())
+    acc_s = f" acc {mean(acc):.3f}" if acc else ""
+    return (f"round {rec['round'] + 1}/{rounds} step {rec['step']} | eval loss {mean(loss):.4f}"
+            f"{acc_s} | train loss {mean(rec['train_loss']):.4f} | mixture {mix} | "
+            f"{time.time() - t0:.1f}s")
+
+
+class MetricsWriter(threading.Thread):
+    """Streams round records from the coordinator into metrics.jsonl and prints one line each."""
+
+    KEYS = ("round", "step", "mixture", "samples", "eval_loss", "eval_acc", "train_loss",
+            "eval_checkpoints", "next_mixture", "lr", "train_s", "eval_s", "consumed")
+
+    def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
+        super().__init__(daemon=True)
+        self.coord, self.path, self.rounds, self.t0, self.echo = coord, path, rounds, t0, echo
+        self.records: list[dict] = []
+        self.stop_event = threading.Event()
+
+    def poll(self, timeout: float) -> None:
+        import ray
+
+        new, _ = ray.get(self.coord.records.remote(len(self.records), timeout))
+        with open(self.path, "a") as fh:
+            for rec in new:
+                row = {k: rec[k] for k in self.KEYS if k in rec}
+                row["wall_s"] = rec["t_report"] - self.t0
+                fh.write(json.dumps(row) + "\n")
+                self.records.append(row)
+                if self.echo:
+                    print(_fmt_round(rec, self.rounds, self.t0), flush=True)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.poll(1.0)
+            except Exception:  # the actor is gone once the run ends; the final poll reports it
+                time.sleep(0.5)
+
+
+def find_cause(exc: BaseException) -> SkillitError | None:
+    """Our own error inside Ray's wrappers (task errors, worker-group failures), if any."""
+    seen, stack = set(), [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        cause = getattr(e, "cause", None)
+        if isinstance(e, SkillitError) and not hasattr(e, "cause"):
+            return e
+        stack += [cause, e.__cause__, e.__context__]
+        failures = getattr(e, "worker_failures", None) or {}
+        stack += list(failures.values()) if isinstance(failures, dict) else list(failures)
+        if isinstance(e, SkillitError):
+            return type(e)(*e.args) if not isinstance(cause, SkillitError) else cause
+    return None
+
+
+def run(cfg: Config, out: str | None = None, echo: bool = True) -> dict:
+    """Run one training job; returns the summary (also written to <out>/summary.json)."""
+    try:
+        return _run(cfg, out, echo)
+    except SkillitError:
+        raise
+    except Exception as exc:
+        ours = find_cause(exc)
+        if ours is not None:
+            raise ours from None
+        raise
+
+
+def _run(cfg: Config, out: str | None, echo: bool) -> dict:
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from skillit_ray.coordinator import Coordinator
+    from skillit_ray.data.prepare import prepare
+    from skillit_ray.train.loop import RunMeta, train_loop_per_worker
+
+    t0 = time.time()
+    out = os.path.abspath(out or cfg.run.out or default_out(cfg))
+    os.makedirs(out, exist_ok=True)
+    data = prepare(cfg)
+    with open(os.path.join(out, "config.yaml"), "w") as fh:
+        fh.write(config_mod.to_yaml(cfg))
+    metrics_path = os.path.join(out, "metrics.jsonl")
+    open(metrics_path, "w").close()
+    ensure_ray(cfg)
+    t = cfg.train
+    ctx = PolicyContext(data.train_skills, data.eval_skills, data.natural, t.rounds,
+                        t.steps_per_round, t.batch_size, t.seed, data.train.rows_per_skill)
+    coord = Coordinator.remote(cfg.policy.name, cfg.policy.params, ctx)
+    ray.get(coord.check.remote())  # policy errors surface before any training starts
+    meta = RunMeta(data.train_skills, data.eval_skills, data.vocab_size, data.max_len,
+                   data.with_accuracy)
+    storage = os.path.abspath(cfg.run.storage_path or os.path.join(out, "ray"))
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.to_dict(), "meta": asdict(meta), "coordinator": coord},
+        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
+                                     resources_per_worker={"CPU": t.cpus_per_worker}),
+        run_config=RunConfig(name=f"{cfg.run.name}-{os.path.basename(out)}", storage_path=storage),
+        datasets=data.datasets(cfg.data.tokenizer),
+    )
+    writer = MetricsWriter(coord, metrics_path, t.rounds, t0, echo)
+    writer.start()
+    t_fit = time.time()
+    try:
+        result = trainer.fit()
+    finally:
+        writer.stop_event.set()
+        writer.join()
+    t_done = time.time()
+    writer.poll(0.0)
+    summary = _summary(cfg, writer.records, result.return_value or {}, t0, t_fit, t_done)
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=1)
+    ray.kill(coord)
+    if echo:
+        print(f"done: {len(writer.records)} rounds in {summary['wall_s']:.1f}s; "
+              f"mean eval loss {summary['final_mean_eval_loss']:.4f}; run dir {out}", flush=True)
+    return summary
+
+
+def _summary(cfg: Config, records: list[dict], ret: dict, t0: float, t_fit: float,
+             t_done: float) -> dict:
+    last = records[-1] if records else {}
+    mean = lambda d: sum(d.values()) / len(d) if d else None  # noqa: E731
+    out = {
+        "name": cfg.run.name,
+        "policy": cfg.policy.name,
+        "rounds": len(records),
+        "steps": last.get("step", 0),
+        "final_eval_loss": last.get("eval_loss", {}),
+        "final_eval_acc": last.get("eval_acc", {}),
+        "final_mean_eval_loss": mean(last.get("eval_loss", {})),
+        "final_mean_eval_acc": mean(last.get("eval_acc", {})),
+        "samples": {s: sum(r["samples"][s] for r in records) for s in last.get("samples", {})},
+        "wall_s": time.time() - t0,
+        "fit_s": t_done - t_fit,
+    }
+    if ret:
+        out.update({
+            "startup_s": ret["t_loop"] - t_fit,  # fit() call -> loop ready (workers, model, drain)
+            "drain_s": ret["drain_s"],
+            "teardown_s": t_done - ret["t_end"],
+            "train_s": ret["train_s"],
+            "train_samples_per_s": ret["train_samples_per_s"],
+        })
+    return out

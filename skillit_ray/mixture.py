@@ -1,0 +1,127 @@
+"""Mixture, Observation and PolicyContext: the values policies see (numpy only, no torch/ray)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skillit_ray.errors import PolicyError
+
+# A mixture may be off from summing to 1 by this much before it is rejected (then renormalised).
+SUM_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A probability vector over the train skills, in the order of ``skills``."""
+
+    skills: tuple[str, ...]
+    probs: np.ndarray
+
+    @classmethod
+    def from_dict(cls, d: dict[str, float], skills: tuple[str, ...] | list[str]) -> Mixture:
+        return cls(tuple(skills), np.array([float(d[s]) for s in skills], dtype=np.float64))
+
+    @classmethod
+    def uniform(cls, skills) -> Mixture:
+        k = len(skills)
+        return cls(tuple(skills), np.full(k, 1.0 / k))
+
+    @classmethod
+    def from_weights(cls, skills, weights) -> Mixture:
+        """Normalise non-negative weights (e.g. exp scores) into a mixture."""
+        w = np.asarray(weights, dtype=np.float64)
+        total = w.sum()
+        if not np.isfinite(total) or total <= 0:
+            raise PolicyError(f"cannot normalise weights {w.tolist()} into a mixture")
+        return cls(tuple(skills), w / total)
+
+    def to_dict(self) -> dict[str, float]:
+        return {s: float(p) for s, p in zip(self.skills, self.probs, strict=True)}
+
+
+def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixture:
+    """Check a policy's output: right skills, finite, non-negative, sums to 1. Names the policy."""
+    if isinstance(mix, dict):
+        missing = [s for s in skills if s not in mix]
+        extra = [s for s in mix if s not in skills]
+        if missing or extra:
+            raise PolicyError(
+                f"policy '{policy}' returned a mixture with wrong skills: "
+                f"missing {missing}, unknown {extra}; expected {list(skills)}"
+            )
+        mix = Mixture.from_dict(mix, skills)
+    if not isinstance(mix, Mixture):
+        raise PolicyError(f"policy '{policy}' returned {type(mix).__name__}, expected a Mixture")
+    if tuple(mix.skills) != tuple(skills):
+        raise PolicyError(
+            f"policy '{policy}' returned a mixture over {list(mix.skills)}, expected {list(skills)}"
+        )
+    p = np.asarray(mix.probs, dtype=np.float64)
+    if p.shape != (len(skills),):
+        raise PolicyError(f"policy '{policy}' returned probabilities of shape {p.shape}")
+    bad = [(s, float(v)) for s, v in zip(skills, p, strict=True) if not math.isfinite(v) or v < 0]
+    if bad:
+        raise PolicyError(
+            f"policy '{policy}' returned invalid probabilities {bad}: expected finite values >= 0"
+        )
+    total = float(p.sum())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise PolicyError(f"policy '{policy}' returned a mixture summing to {total!r}, expected 1")
+    return Mixture(tuple(skills), p / total)
+
+
+def largest_remainder(probs: np.ndarray, total: int) -> np.ndarray:
+    """Exact integer counts summing to ``total`` that follow ``probs`` as closely as possible.
+
+    Each skill gets floor(p*total); the leftover units go to the largest fractional parts, ties
+    broken by skill order, so the result is deterministic (no multinomial noise).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    raw = p * total
+    counts = np.floor(raw + 1e-9).astype(np.int64)
+    left = int(total - counts.sum())
+    if left > 0:
+        frac = raw - counts
+        order = np.lexsort((np.arange(len(p)), -frac))  # largest fraction first, then index
+        counts[order[:left]] += 1
+    elif left < 0:  # only from the 1e-9 guard; take back from the smallest fractions
+        frac = raw - counts
+        order = np.lexsort((np.arange(len(p)), frac))
+        order = [i for i in order if counts[i] > 0]
+        counts[order[:-left]] -= 1
+    return counts
+
+
+@dataclass
+class PolicyContext:
+    """What a policy knows when it starts."""
+
+    train_skills: tuple[str, ...]
+    eval_skills: tuple[str, ...]
+    natural_proportions: dict[str, float]
+    rounds: int
+    steps_per_round: int
+    batch_size: int
+    seed: int = 0
+    train_rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Observation:
+    """What one round measured.
+
+    ``eval_checkpoints`` holds every evaluation taken during the round, oldest first, each a dict
+    with ``step``, ``loss`` and ``acc`` (skill -> value); ``eval_loss``/``eval_acc`` are the last.
+    """
+
+    round: int
+    step: int
+    mixture: dict[str, float]
+    samples: dict[str, int]
+    eval_loss: dict[str, float]
+    eval_acc: dict[str, float]
+    train_loss: dict[str, float]
+    eval_checkpoints: list[dict] = field(default_factory=list)

@@ -1,0 +1,123 @@
+"""The Policy contract and its registry (entry points plus ``@register_policy``).
+
+The core sees policies only through this module: it never imports the built-in ``policies/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from skillit_ray.errors import PolicyError
+from skillit_ray.mixture import Mixture, Observation, PolicyContext
+
+GROUP = "skillit_ray.policies"
+
+
+class Policy:
+    """Maps observations to the next mixture. Never touches Ray, torch or the data.
+
+    Subclasses define a nested ``Config`` dataclass (each field with ``metadata={"doc": ...}``)
+    and a one-line class docstring.
+    """
+
+    @dataclass
+    class Config:
+        pass
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def init(self, ctx: PolicyContext) -> Mixture:
+        """Return the mixture for round 0."""
+        raise NotImplementedError
+
+    def update(self, obs: Observation) -> Mixture:
+        """Return the mixture for round obs.round + 1."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """JSON-able state (RNG included) that ``load_state_dict`` restores."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+_REGISTERED: dict[str, type[Policy]] = {}
+
+
+def register_policy(name: str):
+    """Register a policy class in this process (notebooks, tests); entry points are the norm."""
+
+    def deco(cls: type[Policy]) -> type[Policy]:
+        cls.name = name
+        _REGISTERED[name] = cls
+        return cls
+
+    return deco
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def available() -> list[str]:
+    return sorted(set(_entry_points()) | set(_REGISTERED))
+
+
+def get_policy_class(name: str) -> type[Policy]:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    eps = _entry_points()
+    if name not in eps:
+        raise PolicyError(f"unknown policy '{name}'; available: {', '.join(available())}")
+    try:
+        cls = eps[name].load()
+    except Exception as exc:  # a broken plugin must not look like our bug
+        raise PolicyError(f"policy plugin '{name}' ({eps[name].value}) failed to load: {exc}") from exc
+    cls.name = name
+    return cls
+
+
+def make_config(cls: type[Policy], name: str, params: dict | None) -> Any:
+    """Build ``cls.Config`` from params; unknown parameters are an error listing the valid ones."""
+    params = dict(params or {})
+    valid = {f.name for f in fields(cls.Config)}
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise PolicyError(
+            f"policy '{name}' has no parameter(s) {unknown}; its parameters are: "
+            f"{', '.join(sorted(valid)) or '(none)'}"
+        )
+    try:
+        return cls.Config(**params)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"policy '{name}': bad parameters {params}: {exc}") from exc
+
+
+def build_policy(name: str, params: dict | None = None) -> Policy:
+    cls = get_policy_class(name)
+    policy = cls(make_config(cls, name, params))
+    policy.name = name
+    return policy
+
+
+def describe_policy(name: str) -> dict:
+    """Name, one-line summary, full doc and config fields of a registered policy."""
+    cls = get_policy_class(name)
+    doc = (cls.__doc__ or "").strip()
+    out = []
+    for f in fields(cls.Config):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = "(required)"
+        out.append({"name": f.name, "default": default, "doc": f.metadata.get("doc", "")})
+    return {"name": name, "summary": doc.splitlines()[0] if doc else "", "doc": doc, "fields": out}

@@ -1,0 +1,1 @@
+"""Training: the per-worker loop, masked loss, per-skill evaluation, optimizer."""

@@ -1,0 +1,175 @@
+"""The one per-worker training loop: drain shards, then rounds of (plan, train, evaluate, report).
+
+It has no knowledge of which policy runs: the coordinator actor hands it mixtures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import ray
+import ray.train
+import torch
+import torch.distributed as dist
+
+from skillit_ray.config import from_dict
+from skillit_ray.data.plan import make_plan
+from skillit_ray.data.store import SkillSampler, SkillStore
+from skillit_ray.model import build_model
+from skillit_ray.train.evaluate import evaluate
+from skillit_ray.train.loss import token_losses
+from skillit_ray.train.optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class RunMeta:
+    """Facts the driver learned from the data, shipped to every worker."""
+
+    train_skills: tuple
+    eval_skills: tuple
+    vocab_size: int
+    max_len: int
+    with_accuracy: bool
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _drain(name: str, skills: tuple) -> SkillStore:
+    shard = ray.train.get_dataset_shard(name)
+    return SkillStore.from_batches(
+        shard.iter_batches(batch_size=4096, batch_format="numpy"), skills, name
+    )
+
+
+class Worker:
+    """State of one rank; ``run`` is the whole loop."""
+
+    def __init__(self, loop_config: dict):
+        self.t_enter = time.time()
+        self.cfg = from_dict(loop_config["config"])
+        self.meta = RunMeta(**loop_config["meta"])
+        self.coord = loop_config["coordinator"]
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        t = self.cfg.train
+        torch.set_num_threads(t.cpus_per_worker)
+        torch.manual_seed(t.seed)  # same init on every rank; DDP broadcasts rank 0's anyway
+        model = build_model(self.cfg.model, self.meta.vocab_size, self.meta.max_len)
+        self.model = ray.train.torch.prepare_model(model)
+        self.device = ray.train.torch.get_device()
+        self.raw_model = getattr(self.model, "module", self.model)
+        self.opt = build_optimizer(self.model, float(t.lr), t.weight_decay)
+        self.sched = build_scheduler(self.opt, t.warmup_steps, self.cfg.total_steps)
+        t0 = time.time()
+        self.train_store = _drain("train", self.meta.train_skills)
+        self.eval_store = _drain("eval", self.meta.eval_skills)
+        self.drain_s = time.time() - t0
+        sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
+        self.sampler = SkillSampler(sizes, t.seed, self.rank)
+        self.step = 0
+
+    def _batch(self, slots: np.ndarray):
+        ids, mask, skill_of_row = [], [], []
+        for k, skill in enumerate(self.meta.train_skills):
+            c = int((slots == k).sum())
+            if c:
+                i, m = self.train_store.gather(skill, self.sampler.take(skill, c))
+                ids.append(i)
+                mask.append(m)
+                skill_of_row.append(np.full(c, k))
+        to = lambda a: torch.from_numpy(np.concatenate(a)).to(self.device)  # noqa: E731
+        return to(ids), to(mask), np.concatenate(skill_of_row)
+
+    def _train_step(self, slots: np.ndarray, sums: np.ndarray) -> None:
+        ids, mask, skill_of_row = self._batch(slots)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.device.type == "cuda"):
+            logits = self.model(input_ids=ids).logits
+        ce, m, _ = token_losses(logits, ids, mask)
+        ntok = m.sum()
+        if _distributed():  # exact global token mean: DDP averages grads, so scale by world
+            ntok = ntok.detach().clone()
+            dist.all_reduce(ntok)
+            loss = ce.sum() / ntok.clamp_min(1.0) * self.world
+        else:
+            loss = ce.sum() / ntok.clamp_min(1.0)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        row_loss = (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach().cpu().numpy()
+        np.add.at(sums[:, 0], skill_of_row, row_loss)
+        np.add.at(sums[:, 1], skill_of_row, 1)
+
+    def _eval(self) -> dict:
+        loss, acc = evaluate(self.raw_model, self.eval_store, self.cfg.train.eval_batch_size,
+                             self.device, self.meta.with_accuracy)
+        return {"step": self.step, "loss": loss, "acc": acc}
+
+    def _round(self, r: int, probs: np.ndarray) -> dict:
+        t = self.cfg.train
+        plan = make_plan(probs, t.steps_per_round, t.batch_size, t.seed, r)
+        slots = plan.rank_slots(self.rank, self.world)
+        sums = np.zeros((len(self.meta.train_skills), 2))
+        checkpoints, train_s, eval_s = [], 0.0, 0.0
+        for s in range(t.steps_per_round):
+            t0 = time.perf_counter()
+            self._train_step(slots[s], sums)
+            train_s += time.perf_counter() - t0
+            last = s == t.steps_per_round - 1
+            if last or (t.eval_every and (s + 1) % t.eval_every == 0):
+                t0 = time.perf_counter()
+                checkpoints.append(self._eval())
+                eval_s += time.perf_counter() - t0
+        if _distributed():
+            total = torch.from_numpy(sums)
+            dist.all_reduce(total)
+            sums = total.numpy()
+        skills = self.meta.train_skills
+        return {
+            "round": r,
+            "step": self.step,
+            "mixture": dict(zip(skills, map(float, probs), strict=True)),
+            "samples": dict(zip(skills, map(int, plan.counts), strict=True)),
+            "eval_loss": checkpoints[-1]["loss"],
+            "eval_acc": checkpoints[-1]["acc"],
+            "train_loss": {
+                sk: float(sums[k, 0] / sums[k, 1]) for k, sk in enumerate(skills) if sums[k, 1]
+            },
+            "eval_checkpoints": checkpoints,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "lr": float(self.sched.get_last_lr()[0]),
+            "consumed": self.sampler.state_dict(),
+        }
+
+    def run(self) -> dict:
+        t_loop = time.time()
+        probs = np.asarray(ray.get(self.coord.get_mixture.remote(0)))
+        train_s = 0.0
+        for r in range(self.cfg.train.rounds):
+            record = self._round(r, probs)
+            train_s += record["train_s"]
+            if self.rank == 0:
+                ray.get(self.coord.report.remote(record))
+            ray.train.report({"round": r, "step": self.step,
+                              "mean_eval_loss": float(np.mean(list(record["eval_loss"].values())))})
+            if r + 1 < self.cfg.train.rounds:
+                probs = np.asarray(ray.get(self.coord.get_mixture.remote(r + 1)))
+        samples = self.cfg.total_steps * self.cfg.train.batch_size
+        return {
+            "t_enter": self.t_enter, "t_loop": t_loop, "t_end": time.time(),
+            "drain_s": self.drain_s, "train_s": train_s,
+            "train_samples_per_s": samples / train_s if train_s else 0.0,
+        }
+
+
+def train_loop_per_worker(loop_config: dict) -> dict:
+    return Worker(loop_config).run()
