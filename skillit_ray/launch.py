@@ -14,13 +14,16 @@ from skillit_ray.config import Config
 from skillit_ray.errors import SkillitError
 from skillit_ray.mixture import PolicyContext
 
-QUIET_ENV = {
+LOCAL_ENV = {
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
     # The controller polls workers at this period; the default 2 s makes each report cost ~1 s.
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
     "RAY_TRAIN_METRICS_ENABLED": "0",
     "TOKENIZERS_PARALLELISM": "false",
+    # Ray Data's Parquet reader starts 32 footer-reader actors per read by default; on a small
+    # machine their process start-up dominated the drain (31 s -> see docs/decisions.md).
+    "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1",
     "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
 }
 
@@ -31,7 +34,7 @@ def ensure_ray(cfg: Config) -> None:
 
     if ray.is_initialized():
         return
-    for key, value in QUIET_ENV.items():
+    for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
     kwargs = {"log_to_driver": cfg.run.ray_logs, "logging_level": "info" if cfg.run.ray_logs
               else "warning", "configure_logging": True}
@@ -201,6 +204,9 @@ def _summary(cfg: Config, records: list[dict], ret: dict, t0: float, t_fit: floa
     if ret:
         out.update({
             "startup_s": ret["t_loop"] - t_fit,  # fit() call -> loop ready (workers, model, drain)
+            "worker_start_s": ret["t_enter"] - t_fit,
+            "model_s": ret["t_model"] - ret["t_enter"],
+            "drain_train_s": ret["t_train_drained"] - ret["t_model"],
             "drain_s": ret["drain_s"],
             "teardown_s": t_done - ret["t_end"],
             "train_s": ret["train_s"],

@@ -127,7 +127,7 @@ def build_dataset(info: SplitInfo, skills: list[str], max_len: int, vocab_size: 
     return ds.map_batches(
         prepare_batch,
         batch_format="pyarrow",
-        batch_size=1024,
+        batch_size=None,  # whole blocks: lets Ray Data fuse the map into the read tasks
         fn_kwargs={
             "skills": list(skills), "max_len": max_len, "vocab_size": vocab_size,
             "pad_id": pad_id, "tokenizer": tokenizer,

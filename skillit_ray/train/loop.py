@@ -64,10 +64,11 @@ class Worker:
         self.raw_model = getattr(self.model, "module", self.model)
         self.opt = build_optimizer(self.model, float(t.lr), t.weight_decay)
         self.sched = build_scheduler(self.opt, t.warmup_steps, self.cfg.total_steps)
-        t0 = time.time()
+        self.t_model = time.time()
         self.train_store = _drain("train", self.meta.train_skills)
+        self.t_train_drained = time.time()
         self.eval_store = _drain("eval", self.meta.eval_skills)
-        self.drain_s = time.time() - t0
+        self.drain_s = time.time() - self.t_model
         sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
         self.step = 0
@@ -165,7 +166,8 @@ class Worker:
                 probs = np.asarray(ray.get(self.coord.get_mixture.remote(r + 1)))
         samples = self.cfg.total_steps * self.cfg.train.batch_size
         return {
-            "t_enter": self.t_enter, "t_loop": t_loop, "t_end": time.time(),
+            "t_enter": self.t_enter, "t_model": self.t_model, "t_loop": t_loop,
+            "t_train_drained": self.t_train_drained, "t_end": time.time(),
             "drain_s": self.drain_s, "train_s": train_s,
             "train_samples_per_s": samples / train_s if train_s else 0.0,
         }
