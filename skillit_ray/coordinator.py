@@ -25,8 +25,8 @@ OBS_FIELDS = (
 class CoordinatorImpl:
     """Plain-Python core of the actor, testable without Ray."""
 
-    def __init__(self, policy: str, params: dict, ctx: PolicyContext):
-        self.policy_name = policy
+    def __init__(self, policy: str | tuple, params: dict, ctx: PolicyContext):
+        self.policy_name = policy[0] if isinstance(policy, tuple) else policy
         self.ctx = ctx
         self.policy = build_policy(policy, params)
         self.mixtures = {0: self._call("init", self.policy.init, ctx)}
@@ -56,7 +56,7 @@ class CoordinatorImpl:
 class Coordinator:
     """Ray actor wrapper; num_cpus=0 so it never competes with training for CPUs."""
 
-    def __init__(self, policy: str, params: dict, ctx: PolicyContext):
+    def __init__(self, policy: str | tuple, params: dict, ctx: PolicyContext):
         self.error: str | None = None
         try:
             self.impl = CoordinatorImpl(policy, params, ctx)

@@ -98,6 +98,22 @@ class MetricsWriter(threading.Thread):
                 time.sleep(0.5)
 
 
+def policy_ref(name: str):
+    """What the coordinator needs to build the policy: its name, or, for a class registered
+    with @register_policy in this process (a notebook, a test), the class itself by value,
+    since the actor's process never ran that registration."""
+    from ray import cloudpickle
+
+    from skillit_ray.policy import registered_here
+
+    cls = registered_here(name)
+    if cls is None:
+        return name
+    if cls.__module__ != "__main__":
+        cloudpickle.register_pickle_by_value(sys.modules[cls.__module__])
+    return (name, cls)
+
+
 def find_cause(exc: BaseException) -> SkillitError | None:
     """Our own error inside Ray's wrappers (task errors, worker-group failures), if any."""
     seen, stack = set(), [exc]
@@ -151,7 +167,7 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
     t = cfg.train
     ctx = PolicyContext(data.train_skills, data.eval_skills, data.natural, t.rounds,
                         t.steps_per_round, t.batch_size, t.seed, data.train.rows_per_skill)
-    coord = Coordinator.remote(cfg.policy.name, cfg.policy.params, ctx)
+    coord = Coordinator.remote(policy_ref(cfg.policy.name), cfg.policy.params, ctx)
     ray.get(coord.check.remote())  # policy errors surface before any training starts
     meta = RunMeta(data.train_skills, data.eval_skills, data.vocab_size, data.max_len,
                    data.with_accuracy)

@@ -62,6 +62,10 @@ def register_policy(name: str):
     return deco
 
 
+def registered_here(name: str) -> type[Policy] | None:
+    return _REGISTERED.get(name)
+
+
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
@@ -100,8 +104,12 @@ def make_config(cls: type[Policy], name: str, params: dict | None) -> Any:
         raise PolicyError(f"policy '{name}': bad parameters {params}: {exc}") from exc
 
 
-def build_policy(name: str, params: dict | None = None) -> Policy:
-    cls = get_policy_class(name)
+def build_policy(name: str | tuple, params: dict | None = None) -> Policy:
+    """Build by registered name, or from a (name, class) pair shipped from the driver."""
+    if isinstance(name, tuple):
+        name, cls = name
+    else:
+        cls = get_policy_class(name)
     policy = cls(make_config(cls, name, params))
     policy.name = name
     return policy

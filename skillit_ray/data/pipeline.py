@@ -121,9 +121,9 @@ def build_dataset(info: SplitInfo, skills: list[str], max_len: int, vocab_size: 
             info.files, filesystem=info.filesystem, columns=cols, include_paths=True
         )
     else:
-        ds = ray.data.read_json(
-            info.files, filesystem=info.filesystem, lines=True, include_paths=True
-        )
+        # pyarrow's JSON reader (the default path) reads newline-delimited JSON and, unlike
+        # lines=True, accepts a filesystem.
+        ds = ray.data.read_json(info.files, filesystem=info.filesystem, include_paths=True)
     return ds.map_batches(
         prepare_batch,
         batch_format="pyarrow",

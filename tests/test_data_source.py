@@ -1,0 +1,127 @@
+"""User data: Parquet/JSONL, input_ids or text (local tokenizer), and errors that name the culprit."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from skillit_ray import config
+from skillit_ray.data.pipeline import prepare_batch
+from skillit_ray.data.prepare import prepare
+from skillit_ray.data.source import inspect
+from skillit_ray.errors import DataError
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def word_tokenizer(tmp_path):
+    """A real local Hugging Face tokenizer (word level), built offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "hola", "hello", "world", "mundo", "que", "what"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+    out = tmp_path / "tok"
+    fast.save_pretrained(str(out))
+    return str(out)
+
+
+def test_text_jsonl_through_ray_data(ray_session, tmp_path, word_tokenizer):
+    rows = [{"skill": "es", "text": "hola mundo que"}, {"skill": "en", "text": "hello world"},
+            {"skill": "en", "text": "what world hello"}]
+    write_jsonl(tmp_path / "d/train/a.jsonl", rows)
+    write_jsonl(tmp_path / "d/val/a.jsonl", rows[:2])
+    cfg = config.from_dict({"data": {"train": str(tmp_path / "d/train"),
+                                     "eval": str(tmp_path / "d/val"),
+                                     "tokenizer": word_tokenizer}})
+    data = prepare(cfg)
+    assert data.train.format == "jsonl" and data.train.rows_per_skill == {"en": 2, "es": 1}
+    assert data.natural == {"en": 2 / 3, "es": 1 / 3} and not data.with_accuracy
+    got = data.datasets(word_tokenizer)["train"].take_all()
+    by_text = {tuple(r["input_ids"][r["loss_mask"] > 0]): r["skill"] for r in got}
+    assert by_text == {(2, 5, 6): "es", (3, 4): "en", (7, 4, 3): "en"}
+
+
+def test_parquet_input_ids_vocab_and_length_from_data(ray_session, tmp_path):
+    t = pa.table({"skill": ["a", "b"], "input_ids": [[1, 2, 9], [4, 5]],
+                  "loss_mask": [[0, 0, 1], [0, 1]]})
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        pq.write_table(t, tmp_path / split / "p.parquet")
+    cfg = config.from_dict({"data": {"train": str(tmp_path / "train"),
+                                     "eval": str(tmp_path / "val")}})
+    data = prepare(cfg)
+    assert (data.vocab_size, data.max_len, data.with_accuracy) == (10, 3, True)
+    rows = sorted(data.datasets(None)["eval"].take_all(), key=lambda r: r["skill"])
+    assert rows[1]["input_ids"].tolist() == [4, 5, 0] and rows[1]["loss_mask"].tolist() == [0, 1, 0]
+
+
+def test_missing_skill_column_names_file(tmp_path):
+    write_jsonl(tmp_path / "t/x.jsonl", [{"text": "a"}])
+    with pytest.raises(DataError, match=r"x.jsonl: missing the 'skill' column"):
+        inspect(str(tmp_path / "t"), "auto", "train", False)
+
+
+def test_malformed_jsonl_names_file(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t/bad.jsonl").write_text('{"skill": "a", "text": "x"}\n{"skill": \n')
+    with pytest.raises(DataError, match=r"bad.jsonl: unreadable jsonl file"):
+        inspect(str(tmp_path / "t"), "auto", "train", False)
+
+
+def test_corrupt_parquet_names_file(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t/bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match=r"bad.parquet: unreadable parquet file"):
+        inspect(str(tmp_path / "t"), "auto", "train", False)
+
+
+def test_null_skill_names_row(tmp_path):
+    write_jsonl(tmp_path / "t/x.jsonl", [{"skill": "a", "text": "q"}, {"skill": None, "text": "r"}])
+    with pytest.raises(DataError, match=r"x.jsonl: row 1 has no skill"):
+        inspect(str(tmp_path / "t"), "auto", "train", False)
+
+
+def test_missing_path_and_empty_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        inspect(str(tmp_path / "nope"), "auto", "train", False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no .parquet or .jsonl files"):
+        inspect(str(tmp_path / "empty"), "auto", "train", False)
+
+
+def test_requested_skill_without_rows_is_named(tmp_path):
+    write_jsonl(tmp_path / "t/x.jsonl", [{"skill": "a", "input_ids": [1, 2]}])
+    write_jsonl(tmp_path / "v/x.jsonl", [{"skill": "a", "input_ids": [1, 2]}])
+    cfg = config.from_dict({"data": {"train": str(tmp_path / "t"), "eval": str(tmp_path / "v"),
+                                     "train_skills": ["a", "b"]}})
+    with pytest.raises(DataError, match=r"data.train_skills: skill\(s\) \['b'\] have no rows"):
+        prepare(cfg)
+
+
+@pytest.mark.parametrize("row, words", [
+    ({"input_ids": [[1, 99]], "loss_mask": [[0, 1]]}, "token id 99 outside the vocabulary"),
+    ({"input_ids": [[1, 2]], "loss_mask": [[0, 1, 1]]}, "loss_mask has 3 entries"),
+    ({"input_ids": [[1, 2]], "loss_mask": [[0, 0]]}, "no token has loss"),
+])
+def test_bad_rows_name_file_row_and_skill(row, words):
+    t = pa.table({"row_id": [7], "skill": ["s"], "path": ["/data/f.parquet"], **row})
+    with pytest.raises(DataError) as err:
+        prepare_batch(t, ["s"], 8, 10, 0, None)
+    msg = str(err.value)
+    assert "/data/f.parquet (row_id 7)" in msg and "skill 's'" in msg and words in msg
+
+
+def test_truncation_keeps_the_answer():
+    t = pa.table({"skill": ["s"], "input_ids": [[1, 2, 3, 4, 5]], "loss_mask": [[0, 0, 0, 0, 1]]})
+    out = prepare_batch(t, ["s"], 3, 10, 0, None)
+    assert out["input_ids"].tolist() == [[3, 4, 5]] and out["loss_mask"].tolist() == [[0, 0, 1]]
+    assert np.issubdtype(out["key"].dtype, np.integer)
