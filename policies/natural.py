@@ -24,7 +24,9 @@ class RandomPolicy(Policy):
         missing = [s for s in ctx.train_skills if s not in weights]
         if missing:
             raise PolicyError(f"policy 'random': proportions lack train skill(s) {missing}")
-        self.mixture = Mixture.from_weights(ctx.train_skills, [weights[s] for s in ctx.train_skills])
+        self.mixture = Mixture.from_weights(
+            ctx.train_skills, [weights[s] for s in ctx.train_skills]
+        )
         return self.mixture
 
     def update(self, obs: Observation) -> Mixture:

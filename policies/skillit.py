@@ -36,46 +36,71 @@ class SkillItPolicy(Policy):
     @dataclass
     class Config:
         graph: str | None = _doc(
-            None, "Graph JSON file (rows = train skills, columns = eval skills, by name); None: "
-            "the identity graph (the paper's no-graph ablation).")
-        eta: float = _doc(0.5, "Learning rate of the exponentiated update (paper: LEGO 0.5, "
-                          "addition 0.1, NI 0.2-0.8).")
+            None,
+            "Graph JSON file (rows = train skills, columns = eval skills, by name); None: "
+            "the identity graph (the paper's no-graph ablation).",
+        )
+        eta: float = _doc(
+            0.5,
+            "Learning rate of the exponentiated update (paper: LEGO 0.5, "
+            "addition 0.1, NI 0.2-0.8).",
+        )
         window: int = _doc(3, "w: how many of the latest loss observations enter the update.")
         window_unit: str = _doc(
-            "checkpoints", "'checkpoints' (every eval of train.eval_every, as the paper's code) "
-            "or 'rounds' (only the eval at each round's end).")
+            "checkpoints",
+            "'checkpoints' (every eval of train.eval_every, as the paper's code) "
+            "or 'rounds' (only the eval at each round's end).",
+        )
         reduction: str = _doc(
-            "auto", "'sum' or 'mean' over the window; 'auto' = mean when fine-tuning toward a "
-            "target, else sum (as the paper's scripts).")
+            "auto",
+            "'sum' or 'mean' over the window; 'auto' = mean when fine-tuning toward a "
+            "target, else sum (as the paper's scripts).",
+        )
         setting: str = _doc(
-            "auto", "'pretrain' (eval skills = train skills), 'finetune' (graph sliced to the "
+            "auto",
+            "'pretrain' (eval skills = train skills), 'finetune' (graph sliced to the "
             "target column(s)), 'ood' (rectangular graph onto eval skills); 'auto' infers it "
-            "from target and the skills.")
+            "from target and the skills.",
+        )
         target: list | None = _doc(None, "Target eval skill(s) when fine-tuning.")
         initial: str = _doc(
-            "graph", "Round-0 mixture: 'graph' = p ∝ exp(eta·A·1) (the paper), or 'uniform'.")
+            "graph", "Round-0 mixture: 'graph' = p ∝ exp(eta·A·1) (the paper), or 'uniform'."
+        )
         diagonal: str = _doc(
-            "keep", "'keep' the graph's self-edges as stored (the online code), or force them "
-            "to 'one' (the static code path). Self-edges are where train and eval names match.")
+            "keep",
+            "'keep' the graph's self-edges as stored (the online code), or force them "
+            "to 'one' (the static code path). Self-edges are where train and eval names match.",
+        )
         binary_edge_weight: float | None = _doc(
-            0.5, "Off-diagonal entries exactly 1 become this (the paper's code: binary edges "
-            "weigh 0.5); None keeps them.")
+            0.5,
+            "Off-diagonal entries exactly 1 become this (the paper's code: binary edges "
+            "weigh 0.5); None keeps them.",
+        )
         negative: str = _doc("keep", "'keep' negative graph entries or 'clip' them to 0.")
         normalize_loss: bool = _doc(
-            False, "Divide losses by the first observed loss vector (paper default: off).")
+            False, "Divide losses by the first observed loss vector (paper default: off)."
+        )
         eta_schedule: str = _doc(
-            "constant", "'constant', or 'loss_ratio': eta / (sum(L_latest) / sum(L_first)).")
+            "constant", "'constant', or 'loss_ratio': eta / (sum(L_latest) / sum(L_first))."
+        )
 
     def _check(self) -> None:
         c = self.config
-        choices = {"window_unit": ("checkpoints", "rounds"), "reduction": ("auto", "sum", "mean"),
-                   "setting": ("auto", "pretrain", "finetune", "ood"),
-                   "initial": ("graph", "uniform"), "diagonal": ("keep", "one"),
-                   "negative": ("keep", "clip"), "eta_schedule": ("constant", "loss_ratio")}
+        choices = {
+            "window_unit": ("checkpoints", "rounds"),
+            "reduction": ("auto", "sum", "mean"),
+            "setting": ("auto", "pretrain", "finetune", "ood"),
+            "initial": ("graph", "uniform"),
+            "diagonal": ("keep", "one"),
+            "negative": ("keep", "clip"),
+            "eta_schedule": ("constant", "loss_ratio"),
+        }
         for name, allowed in choices.items():
             if getattr(c, name) not in allowed:
-                raise PolicyError(f"policy 'skillit': {name}={getattr(c, name)!r}; expected one "
-                                  f"of {list(allowed)}")
+                raise PolicyError(
+                    f"policy 'skillit': {name}={getattr(c, name)!r}; expected one "
+                    f"of {list(allowed)}"
+                )
         if not float(c.eta) >= 0:
             raise PolicyError(f"policy 'skillit': eta must be >= 0, got {c.eta}")
         if not (isinstance(c.window, int) and c.window >= 1):
@@ -100,8 +125,10 @@ class SkillItPolicy(Policy):
             cols = tuple(graph.eval_skills) if graph else tuple(ctx.eval_skills)
         missing = [s for s in cols if s not in ctx.eval_skills]
         if missing:
-            raise PolicyError(f"policy 'skillit': eval skill(s) {missing} are not evaluated in "
-                              f"this run (eval skills: {list(ctx.eval_skills)})")
+            raise PolicyError(
+                f"policy 'skillit': eval skill(s) {missing} are not evaluated in "
+                f"this run (eval skills: {list(ctx.eval_skills)})"
+            )
         return cols
 
     def _graph(self, ctx: PolicyContext, cols: tuple) -> np.ndarray:

@@ -29,8 +29,10 @@ def _cmd_data(args: argparse.Namespace) -> None:
             params[f.name] = value
     manifest = generators.generate(args.generator, args.out, params)
     rows = sum(manifest["train_rows"].values())
-    print(f"wrote {args.generator} data to {args.out}: {len(manifest['skills'])} skills, "
-          f"{rows} train rows, {sum(manifest['val_rows'].values())} validation rows")
+    print(
+        f"wrote {args.generator} data to {args.out}: {len(manifest['skills'])} skills, "
+        f"{rows} train rows, {sum(manifest['val_rows'].values())} validation rows"
+    )
 
 
 def _cmd_policies(args: argparse.Namespace) -> None:
@@ -59,8 +61,13 @@ def _add_generator_parsers(sub) -> None:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             kind = yaml.safe_load if isinstance(default, (list, bool)) else type(default)
-            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None,
-                           help=f"{f.metadata.get('doc', '')} (default {default})")
+            p.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f.name,
+                type=kind,
+                default=None,
+                help=f"{f.metadata.get('doc', '')} (default {default})",
+            )
         p.set_defaults(func=_cmd_data)
 
 
@@ -69,8 +76,13 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train with a selection policy, round by round")
     run.add_argument("config", help="YAML recipe, e.g. experiments/lego_pt.yaml")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set train.rounds=3")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.rounds=3",
+    )
     run.add_argument("--out", default=None, help="run directory (default runs/<name>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no per-round lines")
     run.set_defaults(func=_cmd_run)

@@ -25,8 +25,9 @@ def _f(default: Any, doc: str) -> Any:
 @dataclass
 class DataConfig:
     generator: str | None = _f(
-        None, "Built-in generator ('lego', 'addition') that makes the data on first use; "
-        "it is cached by its settings under cache_dir. None: use train/eval paths."
+        None,
+        "Built-in generator ('lego', 'addition') that makes the data on first use; "
+        "it is cached by its settings under cache_dir. None: use train/eval paths.",
     )
     generator_params: dict = _f({}, "Settings passed to the generator (see `skillit-ray data`).")
     cache_dir: str | None = _f(
@@ -46,8 +47,9 @@ class DataConfig:
     train_skills: list | None = _f(None, "Train skills to use; None: every skill in the data.")
     eval_skills: list | None = _f(None, "Eval skills to measure; None: every skill in eval data.")
     natural_proportions: dict | None = _f(
-        None, "Skill -> weight of the data's natural mixture; None: the manifest's, else the "
-        "row counts of the train split."
+        None,
+        "Skill -> weight of the data's natural mixture; None: the manifest's, else the "
+        "row counts of the train split.",
     )
 
 
@@ -68,8 +70,9 @@ class TrainConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and norms).")
     grad_clip: float = _f(1.0, "Max global gradient norm; 0 disables clipping.")
     eval_every: int | None = _f(
-        None, "Evaluate every this many steps within a round (an eval checkpoint); the end of a "
-        "round is always evaluated. None: once per round."
+        None,
+        "Evaluate every this many steps within a round (an eval checkpoint); the end of a "
+        "round is always evaluated. None: once per round.",
     )
     eval_batch_size: int = _f(256, "Rows per evaluation forward pass.")
     num_workers: int = _f(1, "Ray Train workers (DDP when > 1).")
@@ -110,8 +113,11 @@ class Config:
 
 SECTIONS = {f.name: f.type for f in fields(Config)}
 _SECTION_TYPES = {
-    "data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-    "policy": PolicyConfig, "run": RunSection,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "policy": PolicyConfig,
+    "run": RunSection,
 }
 
 

@@ -17,7 +17,13 @@ from skillit_ray.mixture import Observation, PolicyContext, validate_mixture
 from skillit_ray.policy import build_policy
 
 OBS_FIELDS = (
-    "round", "step", "mixture", "samples", "eval_loss", "eval_acc", "train_loss",
+    "round",
+    "step",
+    "mixture",
+    "samples",
+    "eval_loss",
+    "eval_acc",
+    "train_loss",
     "eval_checkpoints",
 )
 

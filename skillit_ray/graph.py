@@ -73,7 +73,9 @@ class SkillsGraph:
             raise GraphError(f"graph file '{path}' lacks field(s) {missing}")
         try:
             return cls(
-                raw["train_skills"], raw["eval_skills"], np.asarray(raw["matrix"], dtype=float),
+                raw["train_skills"],
+                raw["eval_skills"],
+                np.asarray(raw["matrix"], dtype=float),
                 None if raw.get("std") is None else np.asarray(raw["std"], dtype=float),
                 raw.get("provenance") or {},
             )
@@ -84,7 +86,10 @@ class SkillsGraph:
 
     def select(self, train: tuple[str, ...], eval_: tuple[str, ...], source: str) -> SkillsGraph:
         """The sub-graph for a run's skills, in the run's order; names what is missing."""
-        for axis, want, have in (("train", train, self.train_skills), ("eval", eval_, self.eval_skills)):
+        for axis, want, have in (
+            ("train", train, self.train_skills),
+            ("eval", eval_, self.eval_skills),
+        ):
             missing = [s for s in want if s not in have]
             if missing:
                 raise GraphError(

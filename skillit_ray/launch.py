@@ -36,8 +36,11 @@ def ensure_ray(cfg: Config) -> None:
         return
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
-    kwargs = {"log_to_driver": cfg.run.ray_logs, "logging_level": "info" if cfg.run.ray_logs
-              else "warning", "configure_logging": True}
+    kwargs = {
+        "log_to_driver": cfg.run.ray_logs,
+        "logging_level": "info" if cfg.run.ray_logs else "warning",
+        "configure_logging": True,
+    }
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**kwargs)
         return
@@ -60,16 +63,31 @@ def _fmt_round(rec: dict, rounds: int, t0: float) -> str:
     short = lambda s: s.rsplit("/", 1)[-1]  # noqa: E731
     mix = " ".join(f"{short(s)}={p:.2f}" for s, p in rec["mixture"].items())
     acc_s = f" acc {mean(acc):.3f}" if acc else ""
-    return (f"round {rec['round'] + 1}/{rounds} step {rec['step']} | eval loss {mean(loss):.4f}"
-            f"{acc_s} | train loss {mean(rec['train_loss']):.4f} | mixture {mix} | "
-            f"{time.time() - t0:.1f}s")
+    return (
+        f"round {rec['round'] + 1}/{rounds} step {rec['step']} | eval loss {mean(loss):.4f}"
+        f"{acc_s} | train loss {mean(rec['train_loss']):.4f} | mixture {mix} | "
+        f"{time.time() - t0:.1f}s"
+    )
 
 
 class MetricsWriter(threading.Thread):
     """Streams round records from the coordinator into metrics.jsonl and prints one line each."""
 
-    KEYS = ("round", "step", "mixture", "samples", "eval_loss", "eval_acc", "train_loss",
-            "eval_checkpoints", "next_mixture", "lr", "train_s", "eval_s", "consumed")
+    KEYS = (
+        "round",
+        "step",
+        "mixture",
+        "samples",
+        "eval_loss",
+        "eval_acc",
+        "train_loss",
+        "eval_checkpoints",
+        "next_mixture",
+        "lr",
+        "train_s",
+        "eval_s",
+        "consumed",
+    )
 
     def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
         super().__init__(daemon=True)
@@ -116,20 +134,20 @@ def policy_ref(name: str):
 
 def find_cause(exc: BaseException) -> SkillitError | None:
     """Our own error inside Ray's wrappers (task errors, worker-group failures), if any."""
+    from ray.exceptions import RayError
+
     seen, stack = set(), [exc]
     while stack:
         e = stack.pop()
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        cause = getattr(e, "cause", None)
-        if isinstance(e, SkillitError) and not hasattr(e, "cause"):
+        if isinstance(e, SkillitError) and not isinstance(e, RayError):
             return e
-        stack += [cause, e.__cause__, e.__context__]
         failures = getattr(e, "worker_failures", None) or {}
-        stack += list(failures.values()) if isinstance(failures, dict) else list(failures)
-        if isinstance(e, SkillitError):
-            return type(e)(*e.args) if not isinstance(cause, SkillitError) else cause
+        failures = failures.values() if isinstance(failures, dict) else failures
+        # RayTaskError keeps the original exception in .cause
+        stack += [getattr(e, "cause", None), e.__cause__, e.__context__, *failures]
     return None
 
 
@@ -137,11 +155,9 @@ def run(cfg: Config, out: str | None = None, echo: bool = True) -> dict:
     """Run one training job; returns the summary (also written to <out>/summary.json)."""
     try:
         return _run(cfg, out, echo)
-    except SkillitError:
-        raise
     except Exception as exc:
         ours = find_cause(exc)
-        if ours is not None:
+        if ours is not None and ours is not exc:
             raise ours from None
         raise
 
@@ -165,18 +181,30 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
     open(metrics_path, "w").close()
     ensure_ray(cfg)
     t = cfg.train
-    ctx = PolicyContext(data.train_skills, data.eval_skills, data.natural, t.rounds,
-                        t.steps_per_round, t.batch_size, t.seed, data.train.rows_per_skill)
+    ctx = PolicyContext(
+        data.train_skills,
+        data.eval_skills,
+        data.natural,
+        t.rounds,
+        t.steps_per_round,
+        t.batch_size,
+        t.seed,
+        data.train.rows_per_skill,
+    )
     coord = Coordinator.remote(policy_ref(cfg.policy.name), cfg.policy.params, ctx)
     ray.get(coord.check.remote())  # policy errors surface before any training starts
-    meta = RunMeta(data.train_skills, data.eval_skills, data.vocab_size, data.max_len,
-                   data.with_accuracy)
+    meta = RunMeta(
+        data.train_skills, data.eval_skills, data.vocab_size, data.max_len, data.with_accuracy
+    )
     storage = os.path.abspath(cfg.run.storage_path or os.path.join(out, "ray"))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.to_dict(), "meta": asdict(meta), "coordinator": coord},
-        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
-                                     resources_per_worker={"CPU": t.cpus_per_worker}),
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers,
+            use_gpu=t.use_gpu,
+            resources_per_worker={"CPU": t.cpus_per_worker},
+        ),
         run_config=RunConfig(name=f"{cfg.run.name}-{os.path.basename(out)}", storage_path=storage),
         datasets=data.datasets(cfg.data.tokenizer),
     )
@@ -195,13 +223,17 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
         json.dump(summary, fh, indent=1)
     ray.kill(coord)
     if echo:
-        print(f"done: {len(writer.records)} rounds in {summary['wall_s']:.1f}s; "
-              f"mean eval loss {summary['final_mean_eval_loss']:.4f}; run dir {out}", flush=True)
+        print(
+            f"done: {len(writer.records)} rounds in {summary['wall_s']:.1f}s; "
+            f"mean eval loss {summary['final_mean_eval_loss']:.4f}; run dir {out}",
+            flush=True,
+        )
     return summary
 
 
-def _summary(cfg: Config, records: list[dict], ret: dict, t0: float, t_fit: float,
-             t_done: float) -> dict:
+def _summary(
+    cfg: Config, records: list[dict], ret: dict, t0: float, t_fit: float, t_done: float
+) -> dict:
     last = records[-1] if records else {}
     mean = lambda d: sum(d.values()) / len(d) if d else None  # noqa: E731
     out = {
@@ -218,14 +250,17 @@ def _summary(cfg: Config, records: list[dict], ret: dict, t0: float, t_fit: floa
         "fit_s": t_done - t_fit,
     }
     if ret:
-        out.update({
-            "startup_s": ret["t_loop"] - t_fit,  # fit() call -> loop ready (workers, model, drain)
-            "worker_start_s": ret["t_enter"] - t_fit,
-            "model_s": ret["t_model"] - ret["t_enter"],
-            "drain_train_s": ret["t_train_drained"] - ret["t_model"],
-            "drain_s": ret["drain_s"],
-            "teardown_s": t_done - ret["t_end"],
-            "train_s": ret["train_s"],
-            "train_samples_per_s": ret["train_samples_per_s"],
-        })
+        out.update(
+            {
+                "startup_s": ret["t_loop"]
+                - t_fit,  # fit() call -> loop ready (workers, model, drain)
+                "worker_start_s": ret["t_enter"] - t_fit,
+                "model_s": ret["t_model"] - ret["t_enter"],
+                "drain_train_s": ret["t_train_drained"] - ret["t_model"],
+                "drain_s": ret["drain_s"],
+                "teardown_s": t_done - ret["t_end"],
+                "train_s": ret["train_s"],
+                "train_samples_per_s": ret["train_samples_per_s"],
+            }
+        )
     return out

@@ -13,8 +13,13 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "gpt2-small-cpu": ("gpt2", {"n_embd": 128, "n_layer": 4, "n_head": 4}),
     "llama-tiny": (
         "llama",
-        {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-         "num_attention_heads": 2, "num_key_value_heads": 2},
+        {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+        },
     ),
 }
 
@@ -51,10 +56,13 @@ def build_model(cfg: ModelConfig, vocab_size: int, max_len: int):
         try:
             model = AutoModelForCausalLM.from_pretrained(cfg.path, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"model.path '{cfg.path}': cannot load a local model: {exc}") from None
+            raise ConfigError(
+                f"model.path '{cfg.path}': cannot load a local model: {exc}"
+            ) from None
         if model.config.vocab_size < vocab_size:
             raise ConfigError(
-                f"model.path '{cfg.path}': vocab_size {model.config.vocab_size} < data's {vocab_size}"
+                f"model.path '{cfg.path}': vocab_size {model.config.vocab_size} is smaller "
+                f"than the data's vocabulary ({vocab_size})"
             )
     else:
         model = AutoModelForCausalLM.from_config(build_config(cfg, vocab_size, max_len))

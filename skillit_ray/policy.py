@@ -83,7 +83,9 @@ def get_policy_class(name: str) -> type[Policy]:
     try:
         cls = eps[name].load()
     except Exception as exc:  # a broken plugin must not look like our bug
-        raise PolicyError(f"policy plugin '{name}' ({eps[name].value}) failed to load: {exc}") from exc
+        raise PolicyError(
+            f"policy plugin '{name}' ({eps[name].value}) failed to load: {exc}"
+        ) from exc
     cls.name = name
     return cls
 

@@ -16,8 +16,13 @@ import pytest  # noqa: E402
 def ray_session():
     import ray
 
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
-             logging_level="warning")
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+    )
     yield ray
     ray.shutdown()
 
@@ -30,14 +35,29 @@ def cache_dir(tmp_path_factory):
 
 def tiny_lego(cache_dir: str, **train) -> dict:
     """A LEGO recipe small enough for a test: 3 skills, a 2-layer width-64 GPT-2."""
-    t = {"rounds": 3, "steps_per_round": 8, "batch_size": 16, "lr": 3e-3, "warmup_steps": 4,
-         "eval_every": 4, "eval_batch_size": 64, "seed": 0}
+    t = {
+        "rounds": 3,
+        "steps_per_round": 8,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "warmup_steps": 4,
+        "eval_every": 4,
+        "eval_batch_size": 64,
+        "seed": 0,
+    }
     t.update(train)
     return {
         "run": {"name": "tiny"},
-        "data": {"generator": "lego", "cache_dir": cache_dir,
-                 "generator_params": {"variables": 3, "rows_per_skill": 120,
-                                      "proportions": [1, 1, 3], "val_rows_per_skill": 40}},
+        "data": {
+            "generator": "lego",
+            "cache_dir": cache_dir,
+            "generator_params": {
+                "variables": 3,
+                "rows_per_skill": 120,
+                "proportions": [1, 1, 3],
+                "val_rows_per_skill": 40,
+            },
+        },
         "model": {"preset": "gpt2-tiny"},
         "train": t,
         "policy": {"name": "skillit", "params": {"eta": 0.5}},

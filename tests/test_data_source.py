@@ -1,4 +1,4 @@
-"""User data: Parquet/JSONL, input_ids or text (local tokenizer), and errors that name the culprit."""
+"""User data (Parquet/JSONL, input_ids or text) and errors that name the culprit."""
 
 import json
 
@@ -35,13 +35,22 @@ def word_tokenizer(tmp_path):
 
 
 def test_text_jsonl_through_ray_data(ray_session, tmp_path, word_tokenizer):
-    rows = [{"skill": "es", "text": "hola mundo que"}, {"skill": "en", "text": "hello world"},
-            {"skill": "en", "text": "what world hello"}]
+    rows = [
+        {"skill": "es", "text": "hola mundo que"},
+        {"skill": "en", "text": "hello world"},
+        {"skill": "en", "text": "what world hello"},
+    ]
     write_jsonl(tmp_path / "d/train/a.jsonl", rows)
     write_jsonl(tmp_path / "d/val/a.jsonl", rows[:2])
-    cfg = config.from_dict({"data": {"train": str(tmp_path / "d/train"),
-                                     "eval": str(tmp_path / "d/val"),
-                                     "tokenizer": word_tokenizer}})
+    cfg = config.from_dict(
+        {
+            "data": {
+                "train": str(tmp_path / "d/train"),
+                "eval": str(tmp_path / "d/val"),
+                "tokenizer": word_tokenizer,
+            }
+        }
+    )
     data = prepare(cfg)
     assert data.train.format == "jsonl" and data.train.rows_per_skill == {"en": 2, "es": 1}
     assert data.natural == {"en": 2 / 3, "es": 1 / 3} and not data.with_accuracy
@@ -51,13 +60,15 @@ def test_text_jsonl_through_ray_data(ray_session, tmp_path, word_tokenizer):
 
 
 def test_parquet_input_ids_vocab_and_length_from_data(ray_session, tmp_path):
-    t = pa.table({"skill": ["a", "b"], "input_ids": [[1, 2, 9], [4, 5]],
-                  "loss_mask": [[0, 0, 1], [0, 1]]})
+    t = pa.table(
+        {"skill": ["a", "b"], "input_ids": [[1, 2, 9], [4, 5]], "loss_mask": [[0, 0, 1], [0, 1]]}
+    )
     for split in ("train", "val"):
         (tmp_path / split).mkdir()
         pq.write_table(t, tmp_path / split / "p.parquet")
-    cfg = config.from_dict({"data": {"train": str(tmp_path / "train"),
-                                     "eval": str(tmp_path / "val")}})
+    cfg = config.from_dict(
+        {"data": {"train": str(tmp_path / "train"), "eval": str(tmp_path / "val")}}
+    )
     data = prepare(cfg)
     assert (data.vocab_size, data.max_len, data.with_accuracy) == (10, 3, True)
     rows = sorted(data.datasets(None)["eval"].take_all(), key=lambda r: r["skill"])
@@ -101,17 +112,27 @@ def test_missing_path_and_empty_folder(tmp_path):
 def test_requested_skill_without_rows_is_named(tmp_path):
     write_jsonl(tmp_path / "t/x.jsonl", [{"skill": "a", "input_ids": [1, 2]}])
     write_jsonl(tmp_path / "v/x.jsonl", [{"skill": "a", "input_ids": [1, 2]}])
-    cfg = config.from_dict({"data": {"train": str(tmp_path / "t"), "eval": str(tmp_path / "v"),
-                                     "train_skills": ["a", "b"]}})
+    cfg = config.from_dict(
+        {
+            "data": {
+                "train": str(tmp_path / "t"),
+                "eval": str(tmp_path / "v"),
+                "train_skills": ["a", "b"],
+            }
+        }
+    )
     with pytest.raises(DataError, match=r"data.train_skills: skill\(s\) \['b'\] have no rows"):
         prepare(cfg)
 
 
-@pytest.mark.parametrize("row, words", [
-    ({"input_ids": [[1, 99]], "loss_mask": [[0, 1]]}, "token id 99 outside the vocabulary"),
-    ({"input_ids": [[1, 2]], "loss_mask": [[0, 1, 1]]}, "loss_mask has 3 entries"),
-    ({"input_ids": [[1, 2]], "loss_mask": [[0, 0]]}, "no token has loss"),
-])
+@pytest.mark.parametrize(
+    "row, words",
+    [
+        ({"input_ids": [[1, 99]], "loss_mask": [[0, 1]]}, "token id 99 outside the vocabulary"),
+        ({"input_ids": [[1, 2]], "loss_mask": [[0, 1, 1]]}, "loss_mask has 3 entries"),
+        ({"input_ids": [[1, 2]], "loss_mask": [[0, 0]]}, "no token has loss"),
+    ],
+)
 def test_bad_rows_name_file_row_and_skill(row, words):
     t = pa.table({"row_id": [7], "skill": ["s"], "path": ["/data/f.parquet"], **row})
     with pytest.raises(DataError) as err:

@@ -13,11 +13,21 @@ def _rows(folder, split):
     return pq.read_table(os.path.join(folder, split)).to_pylist()
 
 
-@pytest.mark.parametrize("name, params", [
-    ("lego", {"variables": 4, "rows_per_skill": 60, "proportions": [1, 1, 2, 3],
-              "val_rows_per_skill": 20}),
-    ("addition", {"digits": 3, "rows_per_skill": 60, "val_rows_per_skill": 20}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        (
+            "lego",
+            {
+                "variables": 4,
+                "rows_per_skill": 60,
+                "proportions": [1, 1, 2, 3],
+                "val_rows_per_skill": 20,
+            },
+        ),
+        ("addition", {"digits": 3, "rows_per_skill": 60, "val_rows_per_skill": 20}),
+    ],
+)
 def test_deterministic_correct_and_disjoint(tmp_path, name, params):
     a = generators.generate(name, str(tmp_path / "a"), params)
     generators.generate(name, str(tmp_path / "b"), params)
@@ -42,8 +52,10 @@ def test_deterministic_correct_and_disjoint(tmp_path, name, params):
 
 def test_lego_depth_semantics():
     # depth-1 rows ask the root, whose value is stated literally
-    row = _rows_of("lego", {"variables": 3, "rows_per_skill": 5, "val_rows_per_skill": 2,
-                            "proportions": [1, 1, 1]})
+    row = _rows_of(
+        "lego",
+        {"variables": 3, "rows_per_skill": 5, "val_rows_per_skill": 2, "proportions": [1, 1, 1]},
+    )
     for r in row:
         if r["skill"] == "lego/depth1":
             var = r["text"].split("? ")[1].split()[0]

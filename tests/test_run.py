@@ -1,4 +1,4 @@
-"""End to end on the real local Ray cluster: generator -> Ray Data -> TorchTrainer -> coordinator."""
+"""End to end on a real local Ray: generator -> Ray Data -> TorchTrainer -> coordinator."""
 
 import json
 import math
@@ -76,5 +76,6 @@ def test_invalid_mixture_stops_run_naming_policy(ray_session, cache_dir, tmp_pat
         launch.run(cfg, out=str(tmp_path / "bad"), echo=False)
     msg = str(err.value)
     assert "test_breaks_in_round_1" in msg and "round 1" in msg and "-0.5" in msg
+    assert "Traceback" not in msg and "ray::" not in msg  # our message, not Ray's wrapper
     rows = (tmp_path / "bad" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # round 0 was recorded before the policy failed

@@ -48,7 +48,8 @@ def _token_lists(batch: pa.Table, tokenizer: str | None) -> tuple[list, list]:
     if "input_ids" in batch.column_names:
         ids = batch.column("input_ids").to_pylist()
         masks = (
-            batch.column("loss_mask").to_pylist() if "loss_mask" in batch.column_names
+            batch.column("loss_mask").to_pylist()
+            if "loss_mask" in batch.column_names
             else [None] * len(ids)
         )
         return ids, masks
@@ -60,7 +61,11 @@ def _token_lists(batch: pa.Table, tokenizer: str | None) -> tuple[list, list]:
 
 
 def prepare_batch(
-    batch: pa.Table, skills: list[str], max_len: int, vocab_size: int, pad_id: int,
+    batch: pa.Table,
+    skills: list[str],
+    max_len: int,
+    vocab_size: int,
+    pad_id: int,
     tokenizer: str | None,
 ) -> dict[str, np.ndarray]:
     """Validate, tokenize and pad one batch; drop rows of skills this run does not use."""
@@ -110,8 +115,14 @@ def prepare_batch(
     }
 
 
-def build_dataset(info: SplitInfo, skills: list[str], max_len: int, vocab_size: int,
-                  pad_id: int, tokenizer: str | None):
+def build_dataset(
+    info: SplitInfo,
+    skills: list[str],
+    max_len: int,
+    vocab_size: int,
+    pad_id: int,
+    tokenizer: str | None,
+):
     """The streaming Dataset for one split (read -> validate/tokenize/pad)."""
     import ray.data
 
@@ -129,7 +140,10 @@ def build_dataset(info: SplitInfo, skills: list[str], max_len: int, vocab_size: 
         batch_format="pyarrow",
         batch_size=None,  # whole blocks: lets Ray Data fuse the map into the read tasks
         fn_kwargs={
-            "skills": list(skills), "max_len": max_len, "vocab_size": vocab_size,
-            "pad_id": pad_id, "tokenizer": tokenizer,
+            "skills": list(skills),
+            "max_len": max_len,
+            "vocab_size": vocab_size,
+            "pad_id": pad_id,
+            "tokenizer": tokenizer,
         },
     )

@@ -25,7 +25,9 @@ class RoundPlan:
         return self.slots[:, rank * per : (rank + 1) * per]
 
 
-def make_plan(probs: np.ndarray, steps: int, global_batch: int, seed: int, round_: int) -> RoundPlan:
+def make_plan(
+    probs: np.ndarray, steps: int, global_batch: int, seed: int, round_: int
+) -> RoundPlan:
     counts = largest_remainder(probs, steps * global_batch)
     slots = np.repeat(np.arange(len(counts)), counts)
     np.random.default_rng([seed, round_, 7919]).shuffle(slots)

@@ -42,8 +42,11 @@ def locate(cfg: Config) -> tuple[str, str, dict | None]:
     d = cfg.data
     if d.generator:
         folder = generators.cached(d.generator, d.generator_params, d.cache_dir)
-        return os.path.join(folder, "train"), os.path.join(folder, "val"), \
-            generators.read_manifest(folder)
+        return (
+            os.path.join(folder, "train"),
+            os.path.join(folder, "val"),
+            generators.read_manifest(folder),
+        )
     manifest = None
     if "://" not in d.train:
         parent = os.path.dirname(os.path.abspath(d.train.rstrip("/")))
@@ -56,8 +59,9 @@ def _pick(wanted: list | None, have: dict[str, int], field: str, split: str) -> 
         return tuple(have)
     missing = [s for s in wanted if s not in have]
     if missing:
-        raise DataError(f"{field}: skill(s) {missing} have no rows in the {split} split; it has "
-                        f"{sorted(have)}")
+        raise DataError(
+            f"{field}: skill(s) {missing} have no rows in the {split} split; it has {sorted(have)}"
+        )
     return tuple(wanted)
 
 
@@ -82,15 +86,32 @@ def prepare(cfg: Config) -> PreparedData:
     train_skills = _pick(cfg.data.train_skills, train.rows_per_skill, "data.train_skills", "train")
     eval_skills = _pick(cfg.data.eval_skills, ev.rows_per_skill, "data.eval_skills", "eval")
     vocab_size, pad_id = _vocab(cfg, manifest, train, ev)
-    max_len = cfg.data.max_length or (manifest or {}).get("max_length") or \
-        max(train.max_len, ev.max_len) or 128
-    natural = cfg.data.natural_proportions or (manifest or {}).get("natural_proportions") or \
-        train.rows_per_skill
+    max_len = (
+        cfg.data.max_length
+        or (manifest or {}).get("max_length")
+        or max(train.max_len, ev.max_len)
+        or 128
+    )
+    natural = (
+        cfg.data.natural_proportions
+        or (manifest or {}).get("natural_proportions")
+        or train.rows_per_skill
+    )
     missing = [s for s in train_skills if s not in natural]
     if missing:
         raise ConfigError(f"data.natural_proportions: no weight for train skill(s) {missing}")
     total = sum(float(natural[s]) for s in train_skills)
     natural = {s: float(natural[s]) / total for s in train_skills}
     with_accuracy = "loss_mask" in ev.columns or bool(manifest and "scoring" in manifest)
-    return PreparedData(train, ev, train_skills, eval_skills, vocab_size, int(max_len), pad_id,
-                        natural, with_accuracy, manifest)
+    return PreparedData(
+        train,
+        ev,
+        train_skills,
+        eval_skills,
+        vocab_size,
+        int(max_len),
+        pad_id,
+        natural,
+        with_accuracy,
+        manifest,
+    )

@@ -57,8 +57,10 @@ def resolve(path: str, fmt: str, split: str) -> tuple[pafs.FileSystem, list[str]
     else:
         sel = pafs.FileSelector(root, recursive=True)
         files = sorted(
-            f.path for f in fs.get_file_info(sel)
-            if f.type == pafs.FileType.File and os.path.splitext(f.path)[1] in EXTENSIONS
+            f.path
+            for f in fs.get_file_info(sel)
+            if f.type == pafs.FileType.File
+            and os.path.splitext(f.path)[1] in EXTENSIONS
             and not os.path.basename(f.path).startswith((".", "_"))
         )
     if not files:

@@ -24,7 +24,9 @@ class SkillStore:
         self.mask = mask
 
     @classmethod
-    def from_batches(cls, batches: Iterable[dict], skills: tuple[str, ...], split: str) -> SkillStore:
+    def from_batches(
+        cls, batches: Iterable[dict], skills: tuple[str, ...], split: str
+    ) -> SkillStore:
         parts: dict[str, list] = {s: [] for s in skills}
         for b in batches:
             names = np.asarray(b["skill"]).astype(str)

@@ -12,7 +12,10 @@ from skillit_ray.train.loss import row_stats
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, store: SkillStore, batch_size: int, device: torch.device,
+    model: torch.nn.Module,
+    store: SkillStore,
+    batch_size: int,
+    device: torch.device,
     with_accuracy: bool,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Mean over rows of each row's masked token-mean CE, and exact-match accuracy, per skill."""
@@ -36,5 +39,7 @@ def evaluate(
     model.train(was_training)
     s = stats.cpu().numpy()
     loss = {sk: float(s[k, 0] / s[k, 1]) for k, sk in enumerate(store.skills)}
-    acc = {sk: float(s[k, 2] / s[k, 1]) for k, sk in enumerate(store.skills)} if with_accuracy else {}
+    acc = (
+        {sk: float(s[k, 2] / s[k, 1]) for k, sk in enumerate(store.skills)} if with_accuracy else {}
+    )
     return loss, acc

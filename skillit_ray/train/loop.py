@@ -87,8 +87,9 @@ class Worker:
 
     def _train_step(self, slots: np.ndarray, sums: np.ndarray) -> None:
         ids, mask, skill_of_row = self._batch(slots)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=self.device.type == "cuda"):
+        with torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
+        ):
             logits = self.model(input_ids=ids).logits
         ce, m, _ = token_losses(logits, ids, mask)
         ntok = m.sum()
@@ -110,8 +111,13 @@ class Worker:
         np.add.at(sums[:, 1], skill_of_row, 1)
 
     def _eval(self) -> dict:
-        loss, acc = evaluate(self.raw_model, self.eval_store, self.cfg.train.eval_batch_size,
-                             self.device, self.meta.with_accuracy)
+        loss, acc = evaluate(
+            self.raw_model,
+            self.eval_store,
+            self.cfg.train.eval_batch_size,
+            self.device,
+            self.meta.with_accuracy,
+        )
         return {"step": self.step, "loss": loss, "acc": acc}
 
     def _round(self, r: int, probs: np.ndarray) -> dict:
@@ -160,15 +166,24 @@ class Worker:
             train_s += record["train_s"]
             if self.rank == 0:
                 ray.get(self.coord.report.remote(record))
-            ray.train.report({"round": r, "step": self.step,
-                              "mean_eval_loss": float(np.mean(list(record["eval_loss"].values())))})
+            ray.train.report(
+                {
+                    "round": r,
+                    "step": self.step,
+                    "mean_eval_loss": float(np.mean(list(record["eval_loss"].values()))),
+                }
+            )
             if r + 1 < self.cfg.train.rounds:
                 probs = np.asarray(ray.get(self.coord.get_mixture.remote(r + 1)))
         samples = self.cfg.total_steps * self.cfg.train.batch_size
         return {
-            "t_enter": self.t_enter, "t_model": self.t_model, "t_loop": t_loop,
-            "t_train_drained": self.t_train_drained, "t_end": time.time(),
-            "drain_s": self.drain_s, "train_s": train_s,
+            "t_enter": self.t_enter,
+            "t_model": self.t_model,
+            "t_loop": t_loop,
+            "t_train_drained": self.t_train_drained,
+            "t_end": time.time(),
+            "drain_s": self.drain_s,
+            "train_s": train_s,
             "train_samples_per_s": samples / train_s if train_s else 0.0,
         }
 

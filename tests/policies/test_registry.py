@@ -5,8 +5,9 @@ from skillit_ray.errors import PolicyError
 from skillit_ray.mixture import PolicyContext
 from skillit_ray.policy import available, build_policy, describe_policy
 
-CTX = PolicyContext(("a", "b", "c"), ("a", "b", "c"), {"a": 1 / 11, "b": 3 / 11, "c": 7 / 11},
-                    3, 10, 8)
+CTX = PolicyContext(
+    ("a", "b", "c"), ("a", "b", "c"), {"a": 1 / 11, "b": 3 / 11, "c": 7 / 11}, 3, 10, 8
+)
 
 
 def test_builtins_found_through_entry_points():

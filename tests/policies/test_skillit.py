@@ -18,8 +18,10 @@ def ctx(train, eval_=None):
 
 
 def obs(round_, checkpoints, skills):
-    cps = [{"step": i, "loss": dict(zip(skills, c, strict=True)), "acc": {}}
-           for i, c in enumerate(checkpoints)]
+    cps = [
+        {"step": i, "loss": dict(zip(skills, c, strict=True)), "acc": {}}
+        for i, c in enumerate(checkpoints)
+    ]
     return Observation(round_, 0, {}, {}, cps[-1]["loss"], {}, {}, cps)
 
 
@@ -51,8 +53,9 @@ def formula(A, window, eta, reduce):
 @pytest.mark.parametrize("unit", ["checkpoints", "rounds"])
 def test_window_sum_and_mean(reduction, unit):
     sk = ["a", "b", "c"]
-    pol = build_policy("skillit", {"eta": 0.3, "window": 3, "reduction": reduction,
-                                   "window_unit": unit})
+    pol = build_policy(
+        "skillit", {"eta": 0.3, "window": 3, "reduction": reduction, "window_unit": unit}
+    )
     pol.init(ctx(sk))
     rng = np.random.default_rng(0)
     seen = []
@@ -67,8 +70,11 @@ def test_window_sum_and_mean(reduction, unit):
 def test_finetune_slices_target_column_and_means(tmp_path):
     sk = LEGO[:3]
     path = tmp_path / "ft.json"
-    path.write_text(json.dumps({"train_skills": sk, "eval_skills": sk,
-                                "matrix": [[1, 0, 0], [1, 1, 1], [0, 0, 1]]}))
+    path.write_text(
+        json.dumps(
+            {"train_skills": sk, "eval_skills": sk, "matrix": [[1, 0, 0], [1, 1, 1], [0, 0, 1]]}
+        )
+    )
     pol = build_policy("skillit", {"graph": str(path), "eta": 0.5, "target": [sk[2]]})
     p1 = pol.init(ctx(sk)).probs
     col = np.array([0.0, 0.5, 1.0])  # reference 2.3: LEGO ft target column [0, 0.5, 1]

@@ -52,7 +52,9 @@ def generate(out: str, p: AdditionParams) -> dict:
     if not 1 <= p.digits <= 9:
         raise ValueError(f"addition: digits must be in 1..9, got {p.digits}")
     if len(p.proportions) != p.digits or min(p.proportions) <= 0:
-        raise ValueError(f"addition: proportions must be {p.digits} values > 0, got {p.proportions}")
+        raise ValueError(
+            f"addition: proportions must be {p.digits} values > 0, got {p.proportions}"
+        )
     names = skills(p)
     counts = split_counts(p.proportions, p.rows_per_skill)
 
@@ -60,15 +62,28 @@ def generate(out: str, p: AdditionParams) -> dict:
         for i, (skill, n) in enumerate(zip(names, counts, strict=True), start=1):
             seen: set = set()
             make = _make_row(p, i)
-            yield "val", skill, unique_rows(
-                make, p.val_rows_per_skill, np.random.default_rng([p.seed, i, 1]), seen, skill
+            yield (
+                "val",
+                skill,
+                unique_rows(
+                    make, p.val_rows_per_skill, np.random.default_rng([p.seed, i, 1]), seen, skill
+                ),
             )
-            yield "train", skill, unique_rows(
-                make, n, np.random.default_rng([p.seed, i, 0]), seen, skill
+            yield (
+                "train",
+                skill,
+                unique_rows(make, n, np.random.default_rng([p.seed, i, 0]), seen, skill),
             )
 
     return write_dataset(
-        out, "addition", p, VERSION, names, list(map(float, p.proportions)), vocab(p), rows,
+        out,
+        "addition",
+        p,
+        VERSION,
+        names,
+        list(map(float, p.proportions)),
+        vocab(p),
+        rows,
         {"task": "addition"},
     )
 

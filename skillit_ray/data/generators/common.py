@@ -19,7 +19,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
 PAD, BOS = "<pad>", "<bos>"
 SHARD_ROWS = 4096
 SCORING = {
@@ -73,14 +72,16 @@ def unique_rows(
 def _table(skill: str, rows, vocab: Vocab, start_id: int) -> pa.Table:
     ids = [vocab.encode(t) for t, _ in rows]
     masks = [[0] * a + [1] * (len(t) - a) for t, a in rows]
-    return pa.table({
-        "row_id": pa.array(np.arange(start_id, start_id + len(rows)), pa.int64()),
-        "skill": pa.array([skill] * len(rows), pa.string()),
-        "text": pa.array([" ".join(t[1:]) for t, _ in rows], pa.string()),
-        "answer": pa.array([" ".join(t[a:]) for t, a in rows], pa.string()),
-        "input_ids": pa.array(ids, pa.list_(pa.int32())),
-        "loss_mask": pa.array(masks, pa.list_(pa.int8())),
-    })
+    return pa.table(
+        {
+            "row_id": pa.array(np.arange(start_id, start_id + len(rows)), pa.int64()),
+            "skill": pa.array([skill] * len(rows), pa.string()),
+            "text": pa.array([" ".join(t[1:]) for t, _ in rows], pa.string()),
+            "answer": pa.array([" ".join(t[a:]) for t, a in rows], pa.string()),
+            "input_ids": pa.array(ids, pa.list_(pa.int32())),
+            "loss_mask": pa.array(masks, pa.list_(pa.int8())),
+        }
+    )
 
 
 def write_split(folder: str, per_skill: dict[str, list], vocab: Vocab, seed: int) -> dict:
@@ -146,5 +147,3 @@ def write_dataset(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-

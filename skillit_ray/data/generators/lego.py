@@ -85,15 +85,28 @@ def generate(out: str, p: LegoParams) -> dict:
             seen: set = set()
             make = _make_row(p, d)
             # Validation first, so train rows can never duplicate a held-out row.
-            yield "val", skill, unique_rows(
-                make, p.val_rows_per_skill, np.random.default_rng([p.seed, d, 1]), seen, skill
+            yield (
+                "val",
+                skill,
+                unique_rows(
+                    make, p.val_rows_per_skill, np.random.default_rng([p.seed, d, 1]), seen, skill
+                ),
             )
-            yield "train", skill, unique_rows(
-                make, n, np.random.default_rng([p.seed, d, 0]), seen, skill
+            yield (
+                "train",
+                skill,
+                unique_rows(make, n, np.random.default_rng([p.seed, d, 0]), seen, skill),
             )
 
     return write_dataset(
-        out, "lego", p, VERSION, names, list(map(float, p.proportions)), vocab(), rows,
+        out,
+        "lego",
+        p,
+        VERSION,
+        names,
+        list(map(float, p.proportions)),
+        vocab(),
+        rows,
         {"task": "lego", "answer_values": ["0", "1"]},
     )
 
