@@ -1,0 +1,169 @@
+"""Ray pipeline overhead: a skillit-ray run against a plain PyTorch loop, side by side.
+
+Both train the same model on the same data with the same mixture schedule (the plain loop
+replays the mixtures the Ray run's policy chose), the same round plans, sampler, loss, optimizer
+and evaluation cadence, with the same number of torch threads. Printed:
+  - steady state: training samples/s (optimizer steps only) of each, and their ratio;
+  - the Ray run's fixed costs: start-up (fit() call -> loop ready, of which data drain),
+    and tear-down (loop end -> fit() returns);
+  - end to end: wall time of the whole job, the ratio plain / Ray.
+The plain loop runs once before and once after the Ray run; both figures are printed.
+
+    python benchmarks/pipeline_overhead.py [--config experiments/lego_pt.yaml] [--set k=v ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from skillit_ray import config as config_mod
+from skillit_ray import launch
+from skillit_ray.data.pipeline import prepare_batch
+from skillit_ray.data.plan import make_plan
+from skillit_ray.data.prepare import prepare
+from skillit_ray.data.store import SkillSampler, SkillStore
+from skillit_ray.model import build_model
+from skillit_ray.train.evaluate import evaluate
+from skillit_ray.train.loss import token_losses
+from skillit_ray.train.optim import build_optimizer, build_scheduler
+
+
+def plain_store(info, skills, max_len, vocab, pad) -> SkillStore:
+    batches = (
+        prepare_batch(
+            pq.read_table(f, filesystem=info.filesystem), list(skills), max_len, vocab, pad, None
+        )
+        for f in info.files
+    )
+    return SkillStore.from_batches(batches, tuple(skills), info.name)
+
+
+def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
+    """The same job as a single-process PyTorch loop with no Ray anywhere."""
+    t0 = time.time()
+    t = cfg.train
+    torch.set_num_threads(t.cpus_per_worker)
+    torch.manual_seed(t.seed)
+    data = prepare(cfg)
+    train = plain_store(data.train, data.train_skills, data.max_len, data.vocab_size, data.pad_id)
+    ev = plain_store(data.eval, data.eval_skills, data.max_len, data.vocab_size, data.pad_id)
+    model = build_model(cfg.model, data.vocab_size, data.max_len)
+    opt = build_optimizer(model, float(t.lr), t.weight_decay)
+    sched = build_scheduler(opt, t.warmup_steps, cfg.total_steps)
+    sampler = SkillSampler({s: train.rows(s) for s in data.train_skills}, t.seed, 0)
+    device = torch.device("cpu")
+    train_s = eval_s = 0.0
+    for r, probs in enumerate(mixtures):
+        plan = make_plan(probs, t.steps_per_round, t.batch_size, t.seed, r)
+        sums = np.zeros((len(data.train_skills), 2))
+        for s in range(t.steps_per_round):
+            t1 = time.perf_counter()
+            ids, mask, rows = [], [], []
+            for k, skill in enumerate(data.train_skills):
+                c = int((plan.slots[s] == k).sum())
+                if c:
+                    i, m = train.gather(skill, sampler.take(skill, c))
+                    ids.append(i)
+                    mask.append(m)
+                    rows.append(np.full(c, k))
+            ids_t = torch.from_numpy(np.concatenate(ids))
+            mask_t = torch.from_numpy(np.concatenate(mask))
+            ce, m, _ = token_losses(model(input_ids=ids_t).logits, ids_t, mask_t)
+            loss = ce.sum() / m.sum().clamp_min(1.0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            sched.step()
+            row_loss = (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach().numpy()
+            np.add.at(sums[:, 0], np.concatenate(rows), row_loss)
+            train_s += time.perf_counter() - t1
+            if s == t.steps_per_round - 1 or (t.eval_every and (s + 1) % t.eval_every == 0):
+                t1 = time.perf_counter()
+                loss_by_skill, _ = evaluate(
+                    model, ev, t.eval_batch_size, device, data.with_accuracy
+                )
+                eval_s += time.perf_counter() - t1
+    samples = cfg.total_steps * t.batch_size
+    return {
+        "wall_s": time.time() - t0,
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "train_samples_per_s": samples / train_s,
+        "final_mean_eval_loss": float(np.mean(list(loss_by_skill.values()))),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="experiments/lego_pt.yaml")
+    ap.add_argument("--set", action="append", default=[])
+    args = ap.parse_args()
+    cfg = config_mod.load(args.config, args.set)
+    if cfg.train.num_workers != 1:
+        sys.exit("this benchmark compares one Ray worker with one plain process")
+    prepare(cfg)  # generate cached data up front so neither side pays for it
+    with tempfile.TemporaryDirectory() as out:
+        t_job = time.time()
+        ray_summary = launch.run(cfg, out=out, echo=False)
+        ray_summary["job_s"] = time.time() - t_job  # includes ray.init, as the CLI pays it
+        with open(os.path.join(out, "metrics.jsonl")) as fh:
+            recs = [json.loads(line) for line in fh]
+    import ray
+
+    ray.shutdown()
+    mixtures = [np.array(list(r["mixture"].values())) for r in recs]
+    before = plain_run(cfg, mixtures)
+    after = plain_run(cfg, mixtures)
+    plain_sps = (before["train_samples_per_s"] + after["train_samples_per_s"]) / 2
+    plain_wall = (before["wall_s"] + after["wall_s"]) / 2
+    rs = ray_summary
+    report = {
+        "config": args.config,
+        "overrides": args.set,
+        "torch_threads": cfg.train.cpus_per_worker,
+        "steps": cfg.total_steps,
+        "batch_size": cfg.train.batch_size,
+        "plain_train_samples_per_s": [before["train_samples_per_s"], after["train_samples_per_s"]],
+        "ray_train_samples_per_s": rs["train_samples_per_s"],
+        "steady_state_ratio": rs["train_samples_per_s"] / plain_sps,
+        "ray_startup_s": rs["startup_s"],
+        "ray_worker_start_s": rs["worker_start_s"],
+        "ray_model_s": rs["model_s"],
+        "ray_drain_s": rs["drain_s"],
+        "ray_teardown_s": rs["teardown_s"],
+        "ray_job_s": rs["job_s"],
+        "plain_wall_s": [before["wall_s"], after["wall_s"]],
+        "end_to_end_ratio": plain_wall / rs["job_s"],
+        "final_mean_eval_loss": {
+            "ray": rs["final_mean_eval_loss"],
+            "plain": before["final_mean_eval_loss"],
+        },
+    }
+    print(json.dumps(report, indent=1))
+    print(
+        f"steady state: Ray {rs['train_samples_per_s']:.0f} samples/s vs plain "
+        f"{plain_sps:.0f} -> {report['steady_state_ratio']:.3f}x"
+    )
+    print(
+        f"fixed: start-up {rs['startup_s']:.1f}s (worker start {rs['worker_start_s']:.1f}s, "
+        f"model {rs['model_s']:.1f}s, drain {rs['drain_s']:.1f}s), "
+        f"tear-down {rs['teardown_s']:.1f}s"
+    )
+    print(
+        f"end to end: Ray job {rs['job_s']:.1f}s vs plain {plain_wall:.1f}s -> "
+        f"{report['end_to_end_ratio']:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
