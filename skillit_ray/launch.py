@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from skillit_ray import config as config_mod
 from skillit_ray.config import Config
+from skillit_ray.coordinator import OBS_FIELDS
 from skillit_ray.errors import SkillitError
 from skillit_ray.mixture import PolicyContext
 
@@ -73,21 +74,7 @@ def _fmt_round(rec: dict, rounds: int, t0: float) -> str:
 class MetricsWriter(threading.Thread):
     """Streams round records from the coordinator into metrics.jsonl and prints one line each."""
 
-    KEYS = (
-        "round",
-        "step",
-        "mixture",
-        "samples",
-        "eval_loss",
-        "eval_acc",
-        "train_loss",
-        "eval_checkpoints",
-        "next_mixture",
-        "lr",
-        "train_s",
-        "eval_s",
-        "consumed",
-    )
+    KEYS = (*OBS_FIELDS, "next_mixture", "lr", "train_s", "eval_s", "consumed")
 
     def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
         super().__init__(daemon=True)
@@ -175,6 +162,14 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
     out = os.path.abspath(out or cfg.run.out or default_out(cfg))
     os.makedirs(out, exist_ok=True)
     data = prepare(cfg)
+    if echo:
+        print(
+            f"skillit-ray: {cfg.run.name}: policy {cfg.policy.name}, "
+            f"{len(data.train_skills)} train / {len(data.eval_skills)} eval skills, "
+            f"{cfg.train.rounds} rounds x {cfg.train.steps_per_round} steps, "
+            f"{cfg.train.num_workers} worker(s); starting Ray ...",
+            flush=True,
+        )
     with open(os.path.join(out, "config.yaml"), "w") as fh:
         fh.write(config_mod.to_yaml(cfg))
     metrics_path = os.path.join(out, "metrics.jsonl")

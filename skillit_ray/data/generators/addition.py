@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skillit_ray.data.generators.common import BOS, Vocab, split_counts, unique_rows, write_dataset
+from skillit_ray.data.generators.common import BOS, Vocab, skill_rows, split_counts, write_dataset
 
 VERSION = 1
 
@@ -59,21 +59,7 @@ def generate(out: str, p: AdditionParams) -> dict:
     counts = split_counts(p.proportions, p.rows_per_skill)
 
     def rows():
-        for i, (skill, n) in enumerate(zip(names, counts, strict=True), start=1):
-            seen: set = set()
-            make = _make_row(p, i)
-            yield (
-                "val",
-                skill,
-                unique_rows(
-                    make, p.val_rows_per_skill, np.random.default_rng([p.seed, i, 1]), seen, skill
-                ),
-            )
-            yield (
-                "train",
-                skill,
-                unique_rows(make, n, np.random.default_rng([p.seed, i, 0]), seen, skill),
-            )
+        return skill_rows(names, counts, p.val_rows_per_skill, p.seed, lambda i: _make_row(p, i))
 
     return write_dataset(
         out,

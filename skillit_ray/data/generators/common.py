@@ -69,6 +69,22 @@ def unique_rows(
     return rows
 
 
+def skill_rows(names: list[str], counts: list[int], val_rows: int, seed: int, make_for):
+    """Rows per (split, skill): validation first, so train rows never duplicate a held-out row.
+
+    ``make_for(i)`` returns the row maker of the i-th skill (1-based).
+    """
+    for i, (skill, n) in enumerate(zip(names, counts, strict=True), start=1):
+        seen: set = set()
+        make = make_for(i)
+        yield (
+            "val",
+            skill,
+            unique_rows(make, val_rows, np.random.default_rng([seed, i, 1]), seen, skill),
+        )
+        yield "train", skill, unique_rows(make, n, np.random.default_rng([seed, i, 0]), seen, skill)
+
+
 def _table(skill: str, rows, vocab: Vocab, start_id: int) -> pa.Table:
     ids = [vocab.encode(t) for t, _ in rows]
     masks = [[0] * a + [1] * (len(t) - a) for t, a in rows]

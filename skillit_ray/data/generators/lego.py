@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skillit_ray.data.generators.common import BOS, Vocab, split_counts, unique_rows, write_dataset
+from skillit_ray.data.generators.common import BOS, Vocab, skill_rows, split_counts, write_dataset
 
 VERSION = 1
 
@@ -81,22 +81,7 @@ def generate(out: str, p: LegoParams) -> dict:
     counts = split_counts(p.proportions, p.rows_per_skill)
 
     def rows():
-        for d, (skill, n) in enumerate(zip(names, counts, strict=True), start=1):
-            seen: set = set()
-            make = _make_row(p, d)
-            # Validation first, so train rows can never duplicate a held-out row.
-            yield (
-                "val",
-                skill,
-                unique_rows(
-                    make, p.val_rows_per_skill, np.random.default_rng([p.seed, d, 1]), seen, skill
-                ),
-            )
-            yield (
-                "train",
-                skill,
-                unique_rows(make, n, np.random.default_rng([p.seed, d, 0]), seen, skill),
-            )
+        return skill_rows(names, counts, p.val_rows_per_skill, p.seed, lambda i: _make_row(p, i))
 
     return write_dataset(
         out,
