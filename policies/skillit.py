@@ -7,9 +7,10 @@ the paper's value as default (see shared/reference/skillit.md, sections 1.2 and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+from skillit_policies._common import one_of, param, softmax
 
 from skillit_ray.errors import PolicyError
 from skillit_ray.graph import SkillsGraph
@@ -17,70 +18,64 @@ from skillit_ray.mixture import Mixture, Observation, PolicyContext
 from skillit_ray.policy import Policy
 
 
-def _doc(default, doc: str):
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
-
-
 def skillit_weights(A: np.ndarray, losses: np.ndarray, eta: float) -> np.ndarray:
     """Normalised exp(eta * A @ losses), computed stably (shift by the max score)."""
-    score = eta * (A @ losses)
-    w = np.exp(score - score.max())
-    return w / w.sum()
+    return softmax(eta * (A @ losses))
 
 
 class SkillItPolicy(Policy):
     """Online SKILL-IT: up-weight skills whose graph successors have high eval loss."""
 
+    needs = frozenset({"eval_loss"})
+
     @dataclass
     class Config:
-        graph: str | None = _doc(
+        graph: str | None = param(
             None,
             "Graph JSON file (rows = train skills, columns = eval skills, by name); None: "
             "the identity graph (the paper's no-graph ablation).",
         )
-        eta: float = _doc(
+        eta: float = param(
             0.5,
             "Learning rate of the exponentiated update (paper: LEGO 0.5, "
             "addition 0.1, NI 0.2-0.8).",
         )
-        window: int = _doc(3, "w: how many of the latest loss observations enter the update.")
-        window_unit: str = _doc(
+        window: int = param(3, "w: how many of the latest loss observations enter the update.")
+        window_unit: str = param(
             "checkpoints",
             "'checkpoints' (every eval of train.eval_every, as the paper's code) "
             "or 'rounds' (only the eval at each round's end).",
         )
-        reduction: str = _doc(
+        reduction: str = param(
             "auto",
             "'sum' or 'mean' over the window; 'auto' = mean when fine-tuning toward a "
             "target, else sum (as the paper's scripts).",
         )
-        setting: str = _doc(
+        setting: str = param(
             "auto",
             "'pretrain' (eval skills = train skills), 'finetune' (graph sliced to the "
             "target column(s)), 'ood' (rectangular graph onto eval skills); 'auto' infers it "
             "from target and the skills.",
         )
-        target: list | None = _doc(None, "Target eval skill(s) when fine-tuning.")
-        initial: str = _doc(
+        target: list | None = param(None, "Target eval skill(s) when fine-tuning.")
+        initial: str = param(
             "graph", "Round-0 mixture: 'graph' = p ∝ exp(eta·A·1) (the paper), or 'uniform'."
         )
-        diagonal: str = _doc(
+        diagonal: str = param(
             "keep",
             "'keep' the graph's self-edges as stored (the online code), or force them "
             "to 'one' (the static code path). Self-edges are where train and eval names match.",
         )
-        binary_edge_weight: float | None = _doc(
+        binary_edge_weight: float | None = param(
             0.5,
             "Off-diagonal entries exactly 1 become this (the paper's code: binary edges "
             "weigh 0.5); None keeps them.",
         )
-        negative: str = _doc("keep", "'keep' negative graph entries or 'clip' them to 0.")
-        normalize_loss: bool = _doc(
+        negative: str = param("keep", "'keep' negative graph entries or 'clip' them to 0.")
+        normalize_loss: bool = param(
             False, "Divide losses by the first observed loss vector (paper default: off)."
         )
-        eta_schedule: str = _doc(
+        eta_schedule: str = param(
             "constant", "'constant', or 'loss_ratio': eta / (sum(L_latest) / sum(L_first))."
         )
 
@@ -96,15 +91,13 @@ class SkillItPolicy(Policy):
             "eta_schedule": ("constant", "loss_ratio"),
         }
         for name, allowed in choices.items():
-            if getattr(c, name) not in allowed:
-                raise PolicyError(
-                    f"policy 'skillit': {name}={getattr(c, name)!r}; expected one "
-                    f"of {list(allowed)}"
-                )
+            one_of(self.name, name, getattr(c, name), allowed)
         if not float(c.eta) >= 0:
-            raise PolicyError(f"policy 'skillit': eta must be >= 0, got {c.eta}")
+            raise PolicyError(f"policy '{self.name}': eta must be >= 0, got {c.eta}")
         if not (isinstance(c.window, int) and c.window >= 1):
-            raise PolicyError(f"policy 'skillit': window must be an integer >= 1, got {c.window}")
+            raise PolicyError(
+                f"policy '{self.name}': window must be an integer >= 1, got {c.window}"
+            )
 
     def _setting(self, ctx: PolicyContext) -> str:
         c = self.config
@@ -117,7 +110,7 @@ class SkillItPolicy(Policy):
     def _columns(self, ctx: PolicyContext, setting: str, graph: SkillsGraph | None) -> tuple:
         if setting == "finetune":
             if not self.config.target:
-                raise PolicyError("policy 'skillit': setting 'finetune' needs target skill(s)")
+                raise PolicyError(f"policy '{self.name}': setting 'finetune' needs target skill(s)")
             cols = tuple(self.config.target)
         elif setting == "pretrain":
             cols = tuple(ctx.train_skills)
@@ -126,7 +119,7 @@ class SkillItPolicy(Policy):
         missing = [s for s in cols if s not in ctx.eval_skills]
         if missing:
             raise PolicyError(
-                f"policy 'skillit': eval skill(s) {missing} are not evaluated in "
+                f"policy '{self.name}': eval skill(s) {missing} are not evaluated in "
                 f"this run (eval skills: {list(ctx.eval_skills)})"
             )
         return cols
@@ -171,7 +164,7 @@ class SkillItPolicy(Policy):
         try:
             return [[float(p["loss"][s]) for s in self.columns] for p in points]
         except KeyError as exc:
-            raise PolicyError(f"policy 'skillit': no eval loss for skill {exc}") from None
+            raise PolicyError(f"policy '{self.name}': no eval loss for skill {exc}") from None
 
     def update(self, obs: Observation) -> Mixture:
         self.history.extend(self._observed(obs))
@@ -192,3 +185,23 @@ class SkillItPolicy(Policy):
     def load_state_dict(self, state: dict) -> None:
         self.history = [list(map(float, h)) for h in state["history"]]
         self.first = state["first"]
+
+
+class StaticSkillItPolicy(SkillItPolicy):
+    """Static SKILL-IT: p ∝ exp(eta·A·1) from the graph, fixed for the whole run."""
+
+    needs = frozenset()
+
+    @dataclass
+    class Config(SkillItPolicy.Config):
+        eta: float = param(0.2, "Temperature of exp(eta·A·1) (the paper's NI runs: 0.2).")
+        diagonal: str = param(
+            "one", "Self-edges forced to 'one' (the paper's static code path) or 'keep'."
+        )
+
+    def init(self, ctx: PolicyContext) -> Mixture:
+        self.mixture = super().init(ctx)
+        return self.mixture
+
+    def update(self, obs: Observation) -> Mixture:
+        return self.mixture

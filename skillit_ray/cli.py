@@ -47,7 +47,7 @@ def _cmd_policies(args: argparse.Namespace) -> None:
     for name in available():
         d = describe_policy(name)
         fields = ", ".join(f["name"] for f in d["fields"]) or "-"
-        print(f"{name:<14} {d['summary']}  [{fields}]")
+        print(f"{name:<21} {d['summary']}  [{fields}]")
 
 
 def _add_generator_parsers(sub) -> None:

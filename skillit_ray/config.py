@@ -75,6 +75,11 @@ class TrainConfig:
         "round is always evaluated. None: once per round.",
     )
     eval_batch_size: int = _f(256, "Rows per evaluation forward pass.")
+    log_eval: bool = _f(
+        True,
+        "Evaluate at each round's end for the log even when the policy needs no eval "
+        "loss; eval checkpoints inside rounds run only for policies that need them.",
+    )
     num_workers: int = _f(1, "Ray Train workers (DDP when > 1).")
     use_gpu: bool = _f(False, "Train on GPUs (one per worker).")
     cpus_per_worker: int = _f(1, "CPUs reserved per worker; also the torch thread count.")

@@ -35,8 +35,16 @@ class CoordinatorImpl:
         self.policy_name = policy[0] if isinstance(policy, tuple) else policy
         self.ctx = ctx
         self.policy = build_policy(policy, params)
-        self.mixtures = {0: self._call("init", self.policy.init, ctx)}
+        self.needs = self.policy.signals()
+        self.mixtures = {}
         self.history: list[dict] = []
+        if "initial_loss" not in self.needs:
+            self.mixtures[0] = self._call("init", self.policy.init, ctx)
+
+    def set_initial(self, loss: dict[str, float]) -> None:
+        """The initial model's eval losses arrived: now the policy can choose round 0."""
+        self.ctx.initial_loss = dict(loss)
+        self.mixtures[0] = self._call("init", self.policy.init, self.ctx)
 
     def _call(self, what: str, fn, arg):
         try:
@@ -73,6 +81,20 @@ class Coordinator:
     async def check(self) -> None:
         if self.error:
             raise PolicyError(self.error)
+
+    async def needs(self) -> list[str]:
+        await self.check()
+        return sorted(self.impl.needs)
+
+    async def set_initial(self, loss: dict[str, float]) -> None:
+        async with self.cond:
+            try:
+                self.impl.set_initial(loss)
+            except PolicyError as exc:
+                self.error = f"round 0: {exc}"
+                raise PolicyError(self.error) from None
+            finally:
+                self.cond.notify_all()
 
     async def get_mixture(self, r: int) -> list[float]:
         async with self.cond:

@@ -64,8 +64,9 @@ def _fmt_round(rec: dict, rounds: int, t0: float) -> str:
     short = lambda s: s.rsplit("/", 1)[-1]  # noqa: E731
     mix = " ".join(f"{short(s)}={p:.2f}" for s, p in rec["mixture"].items())
     acc_s = f" acc {mean(acc):.3f}" if acc else ""
+    loss_s = f" | eval loss {mean(loss):.4f}" if loss else ""
     return (
-        f"round {rec['round'] + 1}/{rounds} step {rec['step']} | eval loss {mean(loss):.4f}"
+        f"round {rec['round'] + 1}/{rounds} step {rec['step']}{loss_s}"
         f"{acc_s} | train loss {mean(rec['train_loss']):.4f} | mixture {mix} | "
         f"{time.time() - t0:.1f}s"
     )
@@ -187,7 +188,6 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
         data.train.rows_per_skill,
     )
     coord = Coordinator.remote(policy_ref(cfg.policy.name), cfg.policy.params, ctx)
-    ray.get(coord.check.remote())  # policy errors surface before any training starts
     meta = RunMeta(
         data.train_skills, data.eval_skills, data.vocab_size, data.max_len, data.with_accuracy
     )
@@ -220,10 +220,14 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
     if echo:
         print(
             f"done: {len(writer.records)} rounds in {summary['wall_s']:.1f}s; "
-            f"mean eval loss {summary['final_mean_eval_loss']:.4f}; run dir {out}",
+            f"final mean eval loss {_num(summary['final_mean_eval_loss'])}; run dir {out}",
             flush=True,
         )
     return summary
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _summary(

@@ -107,6 +107,8 @@ class PolicyContext:
     batch_size: int
     seed: int = 0
     train_rows: dict[str, int] = field(default_factory=dict)
+    #: Per-skill eval loss of the initial model; set only for policies that need "initial_loss".
+    initial_loss: dict[str, float] | None = None
 
 
 @dataclass

@@ -15,6 +15,13 @@ from skillit_ray.mixture import Mixture, Observation, PolicyContext
 
 GROUP = "skillit_ray.policies"
 
+# Signals a policy may declare in ``needs``; the core computes only what the policy needs.
+SIGNALS = {
+    "eval_loss": "held-out per-skill eval loss at every eval checkpoint (train.eval_every)",
+    "initial_loss": "per-skill eval loss of the initial model, before round 0 (in ctx)",
+    "train_loss": "per-skill training loss of each round (always free: no extra compute)",
+}
+
 
 class Policy:
     """Maps observations to the next mixture. Never touches Ray, torch or the data.
@@ -28,9 +35,20 @@ class Policy:
         pass
 
     name: ClassVar[str] = ""
+    #: Signals this policy reads (keys of SIGNALS); third-party policies default to eval loss.
+    needs: ClassVar[frozenset[str]] = frozenset({"eval_loss"})
 
     def __init__(self, config: Config):
         self.config = config
+
+    def signals(self) -> frozenset[str]:
+        """What this instance needs (wrappers answer for the policy they wrap)."""
+        return frozenset(self.needs)
+
+    @classmethod
+    def example_params(cls, ctx: PolicyContext) -> dict:
+        """Parameters that make a valid instance for ``ctx``; the contract test uses them."""
+        return {}
 
     def init(self, ctx: PolicyContext) -> Mixture:
         """Return the mixture for round 0."""

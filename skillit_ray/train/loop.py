@@ -32,6 +32,7 @@ class RunMeta:
     vocab_size: int
     max_len: int
     with_accuracy: bool
+    needs: tuple = ("eval_loss",)
 
 
 def _distributed() -> bool:
@@ -126,12 +127,15 @@ class Worker:
         slots = plan.rank_slots(self.rank, self.world)
         sums = np.zeros((len(self.meta.train_skills), 2))
         checkpoints, train_s, eval_s = [], 0.0, 0.0
+        # Only what the policy needs (plus the round-end eval the user logs) is computed.
+        inside = "eval_loss" in self.meta.needs and t.eval_every
+        at_end = "eval_loss" in self.meta.needs or t.log_eval
         for s in range(t.steps_per_round):
             t0 = time.perf_counter()
             self._train_step(slots[s], sums)
             train_s += time.perf_counter() - t0
             last = s == t.steps_per_round - 1
-            if last or (t.eval_every and (s + 1) % t.eval_every == 0):
+            if (last and at_end) or (inside and (s + 1) % t.eval_every == 0):
                 t0 = time.perf_counter()
                 checkpoints.append(self._eval())
                 eval_s += time.perf_counter() - t0
@@ -145,8 +149,8 @@ class Worker:
             "step": self.step,
             "mixture": dict(zip(skills, map(float, probs), strict=True)),
             "samples": dict(zip(skills, map(int, plan.counts), strict=True)),
-            "eval_loss": checkpoints[-1]["loss"],
-            "eval_acc": checkpoints[-1]["acc"],
+            "eval_loss": checkpoints[-1]["loss"] if checkpoints else {},
+            "eval_acc": checkpoints[-1]["acc"] if checkpoints else {},
             "train_loss": {
                 sk: float(sums[k, 0] / sums[k, 1]) for k, sk in enumerate(skills) if sums[k, 1]
             },
@@ -159,6 +163,10 @@ class Worker:
 
     def run(self) -> dict:
         t_loop = time.time()
+        if "initial_loss" in self.meta.needs:
+            initial = self._eval()["loss"]
+            if self.rank == 0:
+                ray.get(self.coord.set_initial.remote(initial))
         probs = np.asarray(ray.get(self.coord.get_mixture.remote(0)))
         train_s = 0.0
         for r in range(self.cfg.train.rounds):
@@ -166,13 +174,9 @@ class Worker:
             train_s += record["train_s"]
             if self.rank == 0:
                 ray.get(self.coord.report.remote(record))
-            ray.train.report(
-                {
-                    "round": r,
-                    "step": self.step,
-                    "mean_eval_loss": float(np.mean(list(record["eval_loss"].values()))),
-                }
-            )
+            losses = list(record["eval_loss"].values())
+            mean_loss = float(np.mean(losses)) if losses else None
+            ray.train.report({"round": r, "step": self.step, "mean_eval_loss": mean_loss})
             if r + 1 < self.cfg.train.rounds:
                 probs = np.asarray(ray.get(self.coord.get_mixture.remote(r + 1)))
         samples = self.cfg.total_steps * self.cfg.train.batch_size

@@ -1,0 +1,148 @@
+"""Per-policy values computed by hand from the formulas in the reference and the papers."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from skillit_ray.errors import PolicyError
+from skillit_ray.mixture import Observation, PolicyContext
+from skillit_ray.policy import build_policy
+
+SK = ("a", "b", "c")
+
+
+def ctx(**kw):
+    base = dict(
+        train_skills=SK,
+        eval_skills=SK,
+        natural_proportions={"a": 0.2, "b": 0.3, "c": 0.5},
+        rounds=4,
+        steps_per_round=10,
+        batch_size=8,
+    )
+    base.update(kw)
+    return PolicyContext(**base)
+
+
+def obs(r, eval_loss=None, train_loss=None, samples=None):
+    ev = eval_loss or {}
+    return Observation(
+        r,
+        0,
+        {},
+        samples or {s: 5 for s in SK},
+        ev,
+        {},
+        train_loss or {},
+        [{"step": 0, "loss": ev, "acc": {}}],
+    )
+
+
+def test_exp3_probabilities_by_hand():
+    pol = build_policy("odm", {"alpha": 0.5})
+    L = np.array([3.0, 1.5, 0.3])
+    assert np.allclose(pol.init(ctx()).probs, [1 / 3] * 3)
+    # eps_t = min(1/3, sqrt(ln 3 / (3 t))) is 1/3 for t <= 3, so K * eps = 1: uniform.
+    # R_t = 0.5 R_(t-1) + 0.5 L / (1/3): R1 = 1.5 L, R2 = 2.25 L, R3 = 2.625 L.
+    for r in range(3):
+        p = pol.update(obs(r, train_loss=dict(zip(SK, L.tolist())))).probs
+        assert np.allclose(p, [1 / 3] * 3)
+    assert np.allclose(pol.rewards, 2.625 * L)
+    p = pol.update(obs(3, train_loss=dict(zip(SK, L.tolist())))).probs
+    R4 = 2.8125 * L  # 0.5 * 2.625 L + 0.5 * 3 L
+    eps4 = math.sqrt(math.log(3) / 12)  # 0.3026 < 1/3: exploration starts to fall
+    soft = np.exp(R4 / 3) / np.exp(R4 / 3).sum()
+    assert np.allclose(p, (1 - 3 * eps4) * soft + eps4)
+    assert p[0] > p[1] > p[2]
+
+
+def test_doremi_excess_loss(tmp_path):
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({"a": 1.0, "b": 1.0, "c": 1.0}))
+    pol = build_policy("doremi", {"reference": str(ref), "eta": 2.0, "smoothing": 0.1})
+    assert np.allclose(pol.init(ctx()).probs, [1 / 3] * 3)
+    p = pol.update(obs(0, train_loss={"a": 1.5, "b": 0.5, "c": 1.2})).probs
+    lam = np.exp(2.0 * np.array([0.5, 0.0, 0.2]))  # excess clipped at 0 for b
+    assert np.allclose(p, 0.9 * lam / lam.sum() + 0.1 / 3)
+
+
+def test_doremi_reference_run_round_by_round(tmp_path):
+    rows = [
+        {"train_loss": {"a": 2.0, "b": 2.0, "c": 2.0}},
+        {"train_loss": {"a": 0.1, "b": 0.1, "c": 0.1}},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pol = build_policy("doremi", {"reference": str(tmp_path), "smoothing": 0.0})
+    pol.init(ctx())
+    assert np.allclose(pol.update(obs(0, train_loss={"a": 1, "b": 1, "c": 1})).probs, 1 / 3)
+    assert pol.update(obs(1, train_loss={"a": 1.1, "b": 0.1, "c": 0.1})).probs[0] > 0.5
+    with pytest.raises(PolicyError, match="no reference loss for skill 'c'"):
+        build_policy("doremi", {"reference": {"a": 1, "b": 1}}).init(ctx())
+
+
+def test_static_skillit_forces_diagonal(tmp_path):
+    g = tmp_path / "g.json"
+    g.write_text(
+        json.dumps(
+            {"train_skills": SK, "eval_skills": SK, "matrix": [[0, 1, 0], [0, 0, 0], [0, -0.4, 0]]}
+        )
+    )
+    pol = build_policy("static_skillit", {"graph": str(g), "eta": 0.2})
+    A = np.array([[1, 0.5, 0], [0, 1, 0], [0, -0.4, 1]])
+    want = np.exp(0.2 * A.sum(1)) / np.exp(0.2 * A.sum(1)).sum()
+    assert np.allclose(pol.init(ctx()).probs, want)
+    assert np.allclose(pol.update(obs(0, {"a": 9, "b": 9, "c": 9})).probs, want)
+    assert pol.signals() == frozenset()  # fixed: no evaluation needed
+
+
+def test_skill_curriculum_schedule():
+    c = ctx(initial_loss={"a": 0.9, "b": 0.1, "c": 0.5}, rounds=6, steps_per_round=10)
+    # 60 steps, phases of 30 // 3 = 10 steps: easiest first b, c, a; then natural
+    cur = build_policy("skill_curriculum")
+    mixes = [cur.init(c).probs] + [cur.update(obs(r)).probs for r in range(5)]
+    assert np.allclose(mixes[:3], [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    assert np.allclose(mixes[3], [0.2, 0.3, 0.5])
+    anti = build_policy("skill_anticurriculum", {"mixing_frac": 0.4})
+    first, second = anti.init(c).probs, anti.update(obs(0)).probs
+    assert np.allclose(first, [1, 0, 0]) and np.allclose(second, [0.4, 0, 0.6])
+
+
+def test_floor_and_ema():
+    floor = build_policy("floor", {"policy": "target", "params": {"target": ["a"]}, "epsilon": 0.3})
+    assert np.allclose(floor.init(ctx()).probs, [0.8, 0.1, 0.1])
+    ema = build_policy(
+        "ema", {"policy": "manual", "beta": 0.5, "params": {"schedule": [{"a": 1}, {"b": 1}]}}
+    )
+    assert np.allclose(ema.init(ctx()).probs, [1, 0, 0])
+    assert np.allclose(ema.update(obs(0)).probs, [0.5, 0.5, 0])
+    assert np.allclose(ema.update(obs(1)).probs, [0.25, 0.75, 0])
+    with pytest.raises(PolicyError, match="set policy"):
+        build_policy("floor")
+
+
+def test_stratified_target_and_prerequisites(tmp_path):
+    g = tmp_path / "g.json"
+    g.write_text(
+        json.dumps(
+            {"train_skills": SK, "eval_skills": SK, "matrix": [[1, 0, 0], [0, 1, 0.5], [0, 0, 1]]}
+        )
+    )
+    pol = build_policy("stratified", {"target": ["c"], "graph": str(g)})
+    assert np.allclose(pol.init(ctx()).probs, [0, 0.5, 0.5])
+    assert np.allclose(build_policy("target", {"target": ["b"]}).init(ctx()).probs, [0, 1, 0])
+
+
+def test_aioli_recovers_a_planted_graph():
+    A = np.array([[0.2, 0.0, 0.0], [0.3, 0.1, 0.0], [0.0, 0.0, 0.05]])  # b helps a most
+    pol = build_policy("aioli", {"normalize": False, "ema": 0.0, "ridge": 1e-9, "eta": 1.0})
+    L = np.array([2.0, 2.0, 2.0])
+    p = pol.init(ctx(initial_loss=dict(zip(SK, L.tolist())))).probs
+    assert np.allclose(p, [0.75, 0.125, 0.125])  # probe round on skill a
+    for r in range(3):
+        L = L - p @ A  # the linear mixing law the fit assumes
+        p = pol.update(obs(r, eval_loss=dict(zip(SK, L.tolist())))).probs
+    assert np.allclose(pol.A, A, atol=1e-6)
+    w = np.exp(A.sum(1)) / np.exp(A.sum(1)).sum()
+    assert np.allclose(p, w) and p.argmax() == 1
