@@ -28,6 +28,11 @@ OBS_FIELDS = (
 )
 
 
+def wire(mix) -> dict:
+    """A mixture as workers receive it."""
+    return {"probs": mix.probs.tolist(), "row_filter": mix.row_filter}
+
+
 class CoordinatorImpl:
     """Plain-Python core of the actor, testable without Ray."""
 
@@ -38,13 +43,23 @@ class CoordinatorImpl:
         self.needs = self.policy.signals()
         self.mixtures = {}
         self.history: list[dict] = []
-        if "initial_loss" not in self.needs:
-            self.mixtures[0] = self._call("init", self.policy.init, ctx)
+        self._maybe_init()
+
+    def _maybe_init(self) -> None:
+        """Round 0 is chosen once every signal the policy needs before training is here."""
+        if "initial_loss" in self.needs and self.ctx.initial_loss is None:
+            return
+        if "difficulty" in self.needs and self.ctx.difficulty is None:
+            return
+        self.mixtures[0] = self._call("init", self.policy.init, self.ctx)
 
     def set_initial(self, loss: dict[str, float]) -> None:
-        """The initial model's eval losses arrived: now the policy can choose round 0."""
         self.ctx.initial_loss = dict(loss)
-        self.mixtures[0] = self._call("init", self.policy.init, self.ctx)
+        self._maybe_init()
+
+    def set_difficulty(self, difficulty: dict[str, list[float]]) -> None:
+        self.ctx.difficulty = difficulty
+        self._maybe_init()
 
     def _call(self, what: str, fn, arg):
         try:
@@ -63,7 +78,7 @@ class CoordinatorImpl:
         nxt = self._call("update", self.policy.update, obs)
         self.mixtures[r + 1] = nxt
         self.history.append({**record, "next_mixture": nxt.to_dict(), "t_report": time.time()})
-        return nxt.probs.tolist()
+        return wire(nxt)
 
 
 @ray.remote(num_cpus=0)
@@ -87,20 +102,26 @@ class Coordinator:
         return sorted(self.impl.needs)
 
     async def set_initial(self, loss: dict[str, float]) -> None:
+        await self._pre_init(self.impl.set_initial, loss)
+
+    async def set_difficulty(self, difficulty: dict[str, list[float]]) -> None:
+        await self._pre_init(self.impl.set_difficulty, difficulty)
+
+    async def _pre_init(self, fn, value) -> None:
         async with self.cond:
             try:
-                self.impl.set_initial(loss)
+                fn(value)
             except PolicyError as exc:
                 self.error = f"round 0: {exc}"
                 raise PolicyError(self.error) from None
             finally:
                 self.cond.notify_all()
 
-    async def get_mixture(self, r: int) -> list[float]:
+    async def get_mixture(self, r: int) -> dict:
         async with self.cond:
             await self.cond.wait_for(lambda: self.error or r in self.impl.mixtures)
         await self.check()
-        return self.impl.mixtures[r].probs.tolist()
+        return wire(self.impl.mixtures[r])
 
     async def report(self, record: dict) -> list[float]:
         async with self.cond:

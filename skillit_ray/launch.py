@@ -75,7 +75,7 @@ def _fmt_round(rec: dict, rounds: int, t0: float) -> str:
 class MetricsWriter(threading.Thread):
     """Streams round records from the coordinator into metrics.jsonl and prints one line each."""
 
-    KEYS = (*OBS_FIELDS, "next_mixture", "lr", "train_s", "eval_s", "consumed")
+    KEYS = (*OBS_FIELDS, "row_filter", "next_mixture", "lr", "train_s", "eval_s", "consumed")
 
     def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
         super().__init__(daemon=True)
@@ -188,8 +188,17 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
         data.train.rows_per_skill,
     )
     coord = Coordinator.remote(policy_ref(cfg.policy.name), cfg.policy.params, ctx)
+    needs = tuple(ray.get(coord.needs.remote()))  # policy errors surface here, before training
+    datasets = data.datasets(cfg.data.tokenizer)
+    if "difficulty" in needs:
+        datasets["train"] = _score_difficulty(cfg, data, datasets["train"], coord)
     meta = RunMeta(
-        data.train_skills, data.eval_skills, data.vocab_size, data.max_len, data.with_accuracy
+        data.train_skills,
+        data.eval_skills,
+        data.vocab_size,
+        data.max_len,
+        data.with_accuracy,
+        needs,
     )
     storage = os.path.abspath(cfg.run.storage_path or os.path.join(out, "ray"))
     trainer = TorchTrainer(
@@ -201,7 +210,7 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
             resources_per_worker={"CPU": t.cpus_per_worker},
         ),
         run_config=RunConfig(name=f"{cfg.run.name}-{os.path.basename(out)}", storage_path=storage),
-        datasets=data.datasets(cfg.data.tokenizer),
+        datasets=datasets,
     )
     writer = MetricsWriter(coord, metrics_path, t.rounds, t0, echo)
     writer.start()
@@ -224,6 +233,24 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
             flush=True,
         )
     return summary
+
+
+def _score_difficulty(cfg: Config, data, train_ds, coord):
+    """Batch inference with the initial model over the train rows; the policy gets the summary."""
+    import ray
+
+    from skillit_ray.data.difficulty import score, summarize
+
+    scored = score(
+        train_ds,
+        asdict(cfg.model),
+        data.vocab_size,
+        data.max_len,
+        cfg.train.seed,
+        cfg.train.cpus_per_worker,
+    )
+    ray.get(coord.set_difficulty.remote(summarize(scored)))
+    return scored
 
 
 def _num(x: float | None) -> str:

@@ -19,6 +19,8 @@ class Mixture:
 
     skills: tuple[str, ...]
     probs: np.ndarray
+    #: Sample-level selection: ("max", d) keeps rows with difficulty <= d, ("min", d) rows >= d.
+    row_filter: tuple[str, float] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, float], skills: tuple[str, ...] | list[str]) -> Mixture:
@@ -37,6 +39,9 @@ class Mixture:
         if not np.isfinite(total) or total <= 0:
             raise PolicyError(f"cannot normalise weights {w.tolist()} into a mixture")
         return cls(tuple(skills), w / total)
+
+    def with_filter(self, row_filter: tuple[str, float] | None) -> Mixture:
+        return Mixture(self.skills, self.probs, row_filter)
 
     def to_dict(self) -> dict[str, float]:
         return {s: float(p) for s, p in zip(self.skills, self.probs, strict=True)}
@@ -70,7 +75,15 @@ def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixtu
     total = float(p.sum())
     if abs(total - 1.0) > SUM_TOLERANCE:
         raise PolicyError(f"policy '{policy}' returned a mixture summing to {total!r}, expected 1")
-    return Mixture(tuple(skills), p / total)
+    rf = mix.row_filter
+    if rf is not None and (
+        len(rf) != 2 or rf[0] not in ("max", "min") or not math.isfinite(float(rf[1]))
+    ):
+        raise PolicyError(
+            f"policy '{policy}' returned row_filter {rf!r}; expected "
+            "('max' or 'min', finite difficulty)"
+        )
+    return Mixture(tuple(skills), p / total, rf)
 
 
 def largest_remainder(probs: np.ndarray, total: int) -> np.ndarray:
@@ -109,6 +122,9 @@ class PolicyContext:
     train_rows: dict[str, int] = field(default_factory=dict)
     #: Per-skill eval loss of the initial model; set only for policies that need "initial_loss".
     initial_loss: dict[str, float] | None = None
+    #: Per skill, the sorted per-row difficulty (the initial model's loss on each train row);
+    #: set only for policies that need "difficulty".
+    difficulty: dict[str, list[float]] | None = None
 
 
 @dataclass

@@ -20,6 +20,8 @@ SIGNALS = {
     "eval_loss": "held-out per-skill eval loss at every eval checkpoint (train.eval_every)",
     "initial_loss": "per-skill eval loss of the initial model, before round 0 (in ctx)",
     "train_loss": "per-skill training loss of each round (always free: no extra compute)",
+    "difficulty": "per-row loss of the initial model on the train rows, from a Ray Data "
+    "batch-inference pass before training (in ctx)",
 }
 
 

@@ -16,19 +16,29 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_policy"
 
 @pytest.fixture(scope="module")
 def installed_plugin():
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", str(EXAMPLE)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", str(EXAMPLE)], check=True
+    )
     yield
-    subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y",
-                    "skillit-hardest-first"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "uninstall", "-q", "-y", "skillit-hardest-first"], check=True
+    )
 
 
 def test_plugin_listed_and_trains(installed_plugin, ray_session, cache_dir, tmp_path):
-    listing = subprocess.run([sys.executable, "-m", "skillit_ray.cli", "policies"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "skillit_ray.cli", "policies"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "hardest_first" in listing and "[power]" in listing
-    shown = subprocess.run([sys.executable, "-m", "skillit_ray.cli", "policies",
-                            "hardest_first"], capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "skillit_ray.cli", "policies", "hardest_first"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "Exponent on each skill's loss" in shown
 
     raw = tiny_lego(cache_dir, rounds=2, steps_per_round=4, eval_every=None)

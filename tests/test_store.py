@@ -36,3 +36,17 @@ def test_store_order_ignores_batch_order():
     two = SkillStore.from_batches([shuffled], ("s", "t"), "train")
     for sk in ("s", "t"):
         assert np.array_equal(one.ids[sk], two.ids[sk])
+
+
+def test_pool_draws_only_eligible_rows_without_repeats():
+    s = SkillSampler({"x": 50}, seed=2)
+    eligible = np.array([3, 7, 11, 19, 23])
+    first = s.take_pool("x", 5, eligible, round_=0)
+    assert sorted(first.tolist()) == eligible.tolist()  # one pass: each pool row once
+    more = s.take_pool("x", 7, eligible, round_=0)
+    assert set(more.tolist()) <= set(eligible.tolist())
+    state = s.state_dict()
+    nxt = s.take_pool("x", 4, eligible, round_=1)
+    t = SkillSampler({"x": 50}, seed=2)
+    t.load_state_dict(state)
+    assert np.array_equal(t.take_pool("x", 4, eligible, round_=1), nxt)

@@ -14,14 +14,17 @@ import numpy as np
 
 from skillit_ray.errors import DataError
 
+COLUMNS = ("input_ids", "loss_mask", "difficulty")
+
 
 class SkillStore:
-    """Per skill: ``ids`` [n, L] int64 and ``mask`` [n, L] uint8."""
+    """Per skill: ``ids`` [n, L] int64, ``mask`` [n, L] uint8, optional ``difficulty`` [n]."""
 
-    def __init__(self, skills: tuple[str, ...], ids: dict, mask: dict):
+    def __init__(self, skills: tuple[str, ...], ids: dict, mask: dict, difficulty: dict | None):
         self.skills = tuple(skills)
         self.ids = ids
         self.mask = mask
+        self.difficulty = difficulty
 
     @classmethod
     def from_batches(
@@ -33,19 +36,28 @@ class SkillStore:
             for s in np.unique(names):
                 if s in parts:
                     sel = names == s
-                    parts[s].append((b["key"][sel], b["input_ids"][sel], b["loss_mask"][sel]))
-        ids, mask = {}, {}
+                    parts[s].append({c: b[c][sel] for c in ("key", *COLUMNS) if c in b})
+        cols: dict[str, dict] = {c: {} for c in COLUMNS}
         for s in skills:
             if not parts[s]:
                 raise DataError(f"{split} split: skill '{s}' has no rows on this worker")
-            key = np.concatenate([p[0] for p in parts[s]])
-            order = np.argsort(key, kind="stable")
-            ids[s] = np.concatenate([p[1] for p in parts[s]])[order].astype(np.int64)
-            mask[s] = np.concatenate([p[2] for p in parts[s]])[order]
-        return cls(skills, ids, mask)
+            order = np.argsort(np.concatenate([p["key"] for p in parts[s]]), kind="stable")
+            for c in COLUMNS:
+                if c in parts[s][0]:
+                    cols[c][s] = np.concatenate([p[c] for p in parts[s]])[order]
+        ids = {s: a.astype(np.int64) for s, a in cols["input_ids"].items()}
+        return cls(skills, ids, cols["loss_mask"], cols["difficulty"] or None)
 
     def rows(self, skill: str) -> int:
         return self.ids[skill].shape[0]
+
+    def eligible(self, skill: str, row_filter: tuple[str, float]) -> np.ndarray:
+        """Rows of a skill inside a policy's difficulty bound ("max" or "min")."""
+        if self.difficulty is None:
+            raise DataError("the policy filters rows by difficulty, but none was computed")
+        kind, bound = row_filter
+        d = self.difficulty[skill]
+        return np.flatnonzero(d <= bound if kind == "max" else d >= bound)
 
     def gather(self, skill: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.ids[skill][idx], self.mask[skill][idx]
@@ -56,41 +68,68 @@ class SkillSampler:
 
     def __init__(self, sizes: dict[str, int], seed: int, rank: int = 0):
         self.sizes = dict(sizes)
+        self.index = {s: i for i, s in enumerate(sizes)}
         self.seed, self.rank = seed, rank
         self.epoch = {s: 0 for s in sizes}
         self.cursor = {s: 0 for s in sizes}
         self.drawn = {s: 0 for s in sizes}
-        self._perm: dict[str, np.ndarray] = {}
+        # Sample-level pools: per skill [round, pass, cursor] within that round's pool.
+        self.pool: dict[str, list[int]] = {}
 
-    def _permutation(self, skill: str) -> np.ndarray:
-        epoch = self.epoch[skill]
-        cached = self._perm.get(skill)
-        if cached is None or cached[0] != epoch:
-            idx = list(self.sizes).index(skill)
-            rng = np.random.default_rng([self.seed, self.rank, idx, epoch])
-            self._perm[skill] = (epoch, rng.permutation(self.sizes[skill]))
-        return self._perm[skill][1]
-
-    def take(self, skill: str, k: int) -> np.ndarray:
+    def _walk(self, k: int, perm_of, pos: list[int]) -> np.ndarray:
+        """k indices from successive permutations perm_of(pass); pos = [pass, cursor], updated."""
         out = []
         while k > 0:
-            perm = self._permutation(skill)
-            n = min(k, len(perm) - self.cursor[skill])
-            out.append(perm[self.cursor[skill] : self.cursor[skill] + n])
-            self.cursor[skill] += n
+            perm = perm_of(pos[0])
+            n = min(k, len(perm) - pos[1])
+            out.append(perm[pos[1] : pos[1] + n])
+            pos[1] += n
             k -= n
-            if self.cursor[skill] == len(perm):
-                self.epoch[skill] += 1
-                self.cursor[skill] = 0
-        taken = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            if pos[1] == len(perm):
+                pos[0], pos[1] = pos[0] + 1, 0
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def take(self, skill: str, k: int) -> np.ndarray:
+        """k rows of a skill, continuing its current epoch (a new permutation per epoch)."""
+        i, n = self.index[skill], self.sizes[skill]
+        pos = [self.epoch[skill], self.cursor[skill]]
+        taken = self._walk(
+            k, lambda e: np.random.default_rng([self.seed, self.rank, i, e]).permutation(n), pos
+        )
+        self.epoch[skill], self.cursor[skill] = pos
+        self.drawn[skill] += len(taken)
+        return taken
+
+    def take_pool(self, skill: str, k: int, eligible: np.ndarray, round_: int) -> np.ndarray:
+        """k rows without replacement from a round's pool (a new permutation per pass)."""
+        if k and not len(eligible):
+            raise DataError(
+                f"skill '{skill}': no rows on this worker pass the policy's difficulty filter"
+            )
+        rnd, *pos = self.pool.get(skill, [round_, 0, 0])
+        if rnd != round_:
+            pos = [0, 0]
+        i = self.index[skill]
+
+        def perm_of(p: int) -> np.ndarray:
+            rng = np.random.default_rng([self.seed, self.rank, i, round_, p, 1])
+            return eligible[rng.permutation(len(eligible))]
+
+        taken = self._walk(k, perm_of, pos)
+        self.pool[skill] = [round_, *pos]
         self.drawn[skill] += len(taken)
         return taken
 
     def state_dict(self) -> dict:
-        return {"epoch": dict(self.epoch), "cursor": dict(self.cursor), "drawn": dict(self.drawn)}
+        return {
+            "epoch": dict(self.epoch),
+            "cursor": dict(self.cursor),
+            "drawn": dict(self.drawn),
+            "pool": dict(self.pool),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = dict(state["epoch"])
         self.cursor = dict(state["cursor"])
         self.drawn = dict(state["drawn"])
-        self._perm = {}
+        self.pool = dict(state.get("pool", {}))

@@ -74,20 +74,25 @@ class Worker:
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
         self.step = 0
 
-    def _batch(self, slots: np.ndarray):
+    def _rows(self, skill: str, c: int, row_filter, r: int) -> np.ndarray:
+        if row_filter is None:
+            return self.sampler.take(skill, c)
+        return self.sampler.take_pool(skill, c, self.train_store.eligible(skill, row_filter), r)
+
+    def _batch(self, slots: np.ndarray, row_filter, r: int):
         ids, mask, skill_of_row = [], [], []
         for k, skill in enumerate(self.meta.train_skills):
             c = int((slots == k).sum())
             if c:
-                i, m = self.train_store.gather(skill, self.sampler.take(skill, c))
+                i, m = self.train_store.gather(skill, self._rows(skill, c, row_filter, r))
                 ids.append(i)
                 mask.append(m)
                 skill_of_row.append(np.full(c, k))
         to = lambda a: torch.from_numpy(np.concatenate(a)).to(self.device)  # noqa: E731
         return to(ids), to(mask), np.concatenate(skill_of_row)
 
-    def _train_step(self, slots: np.ndarray, sums: np.ndarray) -> None:
-        ids, mask, skill_of_row = self._batch(slots)
+    def _train_step(self, slots: np.ndarray, sums: np.ndarray, row_filter, r: int) -> None:
+        ids, mask, skill_of_row = self._batch(slots, row_filter, r)
         with torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
         ):
@@ -121,8 +126,9 @@ class Worker:
         )
         return {"step": self.step, "loss": loss, "acc": acc}
 
-    def _round(self, r: int, probs: np.ndarray) -> dict:
+    def _round(self, r: int, mix: dict) -> dict:
         t = self.cfg.train
+        probs, row_filter = np.asarray(mix["probs"]), mix["row_filter"]
         plan = make_plan(probs, t.steps_per_round, t.batch_size, t.seed, r)
         slots = plan.rank_slots(self.rank, self.world)
         sums = np.zeros((len(self.meta.train_skills), 2))
@@ -132,7 +138,7 @@ class Worker:
         at_end = "eval_loss" in self.meta.needs or t.log_eval
         for s in range(t.steps_per_round):
             t0 = time.perf_counter()
-            self._train_step(slots[s], sums)
+            self._train_step(slots[s], sums, row_filter, r)
             train_s += time.perf_counter() - t0
             last = s == t.steps_per_round - 1
             if (last and at_end) or (inside and (s + 1) % t.eval_every == 0):
@@ -148,6 +154,7 @@ class Worker:
             "round": r,
             "step": self.step,
             "mixture": dict(zip(skills, map(float, probs), strict=True)),
+            "row_filter": row_filter,
             "samples": dict(zip(skills, map(int, plan.counts), strict=True)),
             "eval_loss": checkpoints[-1]["loss"] if checkpoints else {},
             "eval_acc": checkpoints[-1]["acc"] if checkpoints else {},
@@ -167,10 +174,10 @@ class Worker:
             initial = self._eval()["loss"]
             if self.rank == 0:
                 ray.get(self.coord.set_initial.remote(initial))
-        probs = np.asarray(ray.get(self.coord.get_mixture.remote(0)))
+        mix = ray.get(self.coord.get_mixture.remote(0))
         train_s = 0.0
         for r in range(self.cfg.train.rounds):
-            record = self._round(r, probs)
+            record = self._round(r, mix)
             train_s += record["train_s"]
             if self.rank == 0:
                 ray.get(self.coord.report.remote(record))
@@ -178,7 +185,7 @@ class Worker:
             mean_loss = float(np.mean(losses)) if losses else None
             ray.train.report({"round": r, "step": self.step, "mean_eval_loss": mean_loss})
             if r + 1 < self.cfg.train.rounds:
-                probs = np.asarray(ray.get(self.coord.get_mixture.remote(r + 1)))
+                mix = ray.get(self.coord.get_mixture.remote(r + 1))
         samples = self.cfg.total_steps * self.cfg.train.batch_size
         return {
             "t_enter": self.t_enter,

@@ -146,3 +146,26 @@ def test_aioli_recovers_a_planted_graph():
     assert np.allclose(pol.A, A, atol=1e-6)
     w = np.exp(A.sum(1)) / np.exp(A.sum(1)).sum()
     assert np.allclose(p, w) and p.argmax() == 1
+
+
+def test_curriculum_pacing_pool_sizes():
+    from skillit_policies.curriculum import pool_size
+
+    # linear: rows_per_round * r, capped at n
+    assert [pool_size("linear", r, 1000, 300, 6, 0.8, 0.2) for r in (1, 2, 4)] == [300, 600, 1000]
+    # log: n*b + (1-b)*n*(1 + 0.1*log(r/(a*T) + e^-10)), n=1000, a=0.8, T=5, b=0.2
+    want = int(200 + 800 * (1 + 0.1 * math.log(1 / 4 + math.exp(-10))))
+    assert pool_size("log", 1, 1000, 300, 5, 0.8, 0.2) == want == 889
+    assert pool_size("log", 5, 1000, 300, 5, 0.8, 0.2) == 1000
+
+
+def test_curriculum_pool_is_the_easiest_rows():
+    diff = {"a": [0.1, 0.2, 0.9], "b": [0.3, 0.4, 0.5], "c": [0.05, 0.8, 1.0]}
+    c = ctx(difficulty=diff, rounds=3, steps_per_round=1, batch_size=3)
+    cur = build_policy("curriculum")
+    m = cur.init(c)  # pool of 3: 0.05 (c), 0.1, 0.2 (a)
+    assert m.row_filter == ("max", 0.2) and np.allclose(m.probs, [2 / 3, 0, 1 / 3])
+    m = cur.update(obs(0))  # pool of 6: adds 0.3, 0.4, 0.5 (b)
+    assert m.row_filter == ("max", 0.5) and np.allclose(m.probs, [2 / 6, 3 / 6, 1 / 6])
+    anti = build_policy("anticurriculum").init(c)  # hardest 3: 1.0, 0.9, 0.8
+    assert anti.row_filter == ("min", 0.8) and np.allclose(anti.probs, [1 / 3, 0, 2 / 3])
