@@ -33,7 +33,7 @@ from skillit_ray.data.prepare import prepare
 from skillit_ray.data.store import SkillSampler, SkillStore
 from skillit_ray.model import build_model
 from skillit_ray.train.evaluate import evaluate
-from skillit_ray.train.loss import token_losses
+from skillit_ray.train.local import batch, step
 from skillit_ray.train.optim import build_optimizer, build_scheduler
 
 
@@ -45,6 +45,14 @@ def plain_store(info, skills, max_len, vocab, pad) -> SkillStore:
         for f in info.files
     )
     return SkillStore.from_batches(batches, tuple(skills), info.name)
+
+
+def train_block(model, opt, sched, store, sampler, skills, probs, n, t, r, lo):
+    """Steps lo..lo+n of round r: the round's plan rows for those steps, as the Ray run."""
+    plan = make_plan(np.asarray(probs), t.steps_per_round, t.batch_size, t.seed, r)
+    for s in range(lo, lo + n):
+        ids, mask, _ = batch(store, sampler, skills, plan.slots[s])
+        step(model, opt, sched, ids, mask, t.grad_clip)
 
 
 def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
@@ -63,36 +71,16 @@ def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
     device = torch.device("cpu")
     train_s = eval_s = 0.0
     for r, probs in enumerate(mixtures):
-        plan = make_plan(probs, t.steps_per_round, t.batch_size, t.seed, r)
-        sums = np.zeros((len(data.train_skills), 2))
-        for s in range(t.steps_per_round):
+        # Train in eval_every blocks so evaluation happens where the Ray run evaluates.
+        block = t.eval_every or t.steps_per_round
+        for lo in range(0, t.steps_per_round, block):
+            n = min(block, t.steps_per_round - lo)
             t1 = time.perf_counter()
-            ids, mask, rows = [], [], []
-            for k, skill in enumerate(data.train_skills):
-                c = int((plan.slots[s] == k).sum())
-                if c:
-                    i, m = train.gather(skill, sampler.take(skill, c))
-                    ids.append(i)
-                    mask.append(m)
-                    rows.append(np.full(c, k))
-            ids_t = torch.from_numpy(np.concatenate(ids))
-            mask_t = torch.from_numpy(np.concatenate(mask))
-            ce, m, _ = token_losses(model(input_ids=ids_t).logits, ids_t, mask_t)
-            loss = ce.sum() / m.sum().clamp_min(1.0)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            opt.step()
-            sched.step()
-            row_loss = (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach().numpy()
-            np.add.at(sums[:, 0], np.concatenate(rows), row_loss)
+            train_block(model, opt, sched, train, sampler, data.train_skills, probs, n, t, r, lo)
             train_s += time.perf_counter() - t1
-            if s == t.steps_per_round - 1 or (t.eval_every and (s + 1) % t.eval_every == 0):
-                t1 = time.perf_counter()
-                loss_by_skill, _ = evaluate(
-                    model, ev, t.eval_batch_size, device, data.with_accuracy
-                )
-                eval_s += time.perf_counter() - t1
+            t1 = time.perf_counter()
+            loss_by_skill, _ = evaluate(model, ev, t.eval_batch_size, device, data.with_accuracy)
+            eval_s += time.perf_counter() - t1
     samples = cfg.total_steps * t.batch_size
     return {
         "wall_s": time.time() - t0,

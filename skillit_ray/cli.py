@@ -50,6 +50,89 @@ def _cmd_policies(args: argparse.Namespace) -> None:
         print(f"{name:<21} {d['summary']}  [{fields}]")
 
 
+def _cmd_graph_learn(args: argparse.Namespace) -> None:
+    from skillit_ray import config, launch
+    from skillit_ray.graph_learning import learn
+
+    sets = list(args.set)
+    for key in ("method", "steps", "seeds"):
+        if getattr(args, key) is not None:
+            sets.append(f"graph.{key}={getattr(args, key)}")
+    cfg = config.load(args.config, sets)
+    launch.ensure_ray(cfg)
+    graph = learn(cfg, cfg.graph, echo=not args.quiet)
+    graph.save(args.out)
+    print(graph.table())
+    print(f"wrote {args.out}")
+
+
+def _cmd_graph_show(args: argparse.Namespace) -> None:
+    from skillit_ray.graph import SkillsGraph
+
+    graph = SkillsGraph.load(args.graph)
+    print(graph.table())
+    prov = graph.provenance
+    if prov:
+        print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items() if k != "model"))
+    if args.png:
+        graph.heatmap(args.png)
+        print(f"wrote {args.png}")
+
+
+def _cmd_graph_import(args: argparse.Namespace) -> None:
+    from skillit_ray.graph import SkillsGraph
+
+    train = args.train_skills.split(",")
+    eval_ = args.eval_skills.split(",") if args.eval_skills else train
+    SkillsGraph.from_npy(args.npy, train, eval_, args.transpose).save(args.out)
+    print(f"wrote {args.out}")
+
+
+def _cmd_graph_export(args: argparse.Namespace) -> None:
+    from skillit_ray.graph import SkillsGraph
+
+    graph = SkillsGraph.load(args.graph)
+    graph.to_npy(args.out)
+    print(
+        f"wrote {args.out}: rows = {list(graph.train_skills)}, columns = {list(graph.eval_skills)}"
+    )
+
+
+def _add_graph_parsers(sub) -> None:
+    g = sub.add_parser("graph", help="learn, show, import or export a skills graph")
+    gs = g.add_subparsers(dest="graph_command", required=True)
+    learn = gs.add_parser("learn", help="learn the graph from parallel ablation runs on Ray")
+    learn.add_argument("config")
+    learn.add_argument("--method", choices=["approximate", "brute-force"], default=None)
+    learn.add_argument("--steps", type=int, default=None, help="H: steps per ablation run")
+    learn.add_argument("--seeds", type=int, default=None)
+    learn.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. --set graph.normalize=relative --set graph.clip_negative=true",
+    )
+    learn.add_argument("--out", required=True, help="graph JSON to write")
+    learn.add_argument("--quiet", action="store_true")
+    learn.set_defaults(func=_cmd_graph_learn)
+    show = gs.add_parser("show", help="print the graph as a table; --png draws a heatmap")
+    show.add_argument("graph")
+    show.add_argument("--png", default=None)
+    show.set_defaults(func=_cmd_graph_show)
+    imp = gs.add_parser("import", help="a plain .npy matrix + skill order -> graph JSON")
+    imp.add_argument("npy")
+    imp.add_argument("--train-skills", required=True, help="comma-separated, the row order")
+    imp.add_argument("--eval-skills", default=None, help="comma-separated column order")
+    imp.add_argument("--transpose", action="store_true", help="the file is [eval, train]")
+    imp.add_argument("--out", required=True)
+    imp.set_defaults(func=_cmd_graph_import)
+    exp = gs.add_parser("export", help="graph JSON -> plain .npy matrix (rows = train skills)")
+    exp.add_argument("graph")
+    exp.add_argument("--out", required=True)
+    exp.set_defaults(func=_cmd_graph_export)
+
+
 def _add_generator_parsers(sub) -> None:
     from skillit_ray.data import generators
 
@@ -87,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no per-round lines")
     run.set_defaults(func=_cmd_run)
     _add_generator_parsers(sub)
+    _add_graph_parsers(sub)
     pol = sub.add_parser("policies", help="list registered policies, or show one")
     pol.add_argument("name", nargs="?")
     pol.set_defaults(func=_cmd_policies)

@@ -93,6 +93,29 @@ class PolicyConfig:
 
 
 @dataclass
+class GraphLearnConfig:
+    method: str = _f(
+        "approximate",
+        "'approximate' (k runs, one skill each) or 'brute-force' "
+        "(k^2 runs: each ordered pair against the single skill).",
+    )
+    steps: int = _f(50, "H: optimizer steps of each ablation run.")
+    seeds: int = _f(1, "Seeds averaged (each: its own starting model and row order).")
+    lr: float | None = _f(None, "Learning rate of the ablation runs; None: train.lr.")
+    normalize: str = _f("raw", "'raw' loss decrease or 'relative' (decrease / loss before).")
+    clip_negative: bool = _f(False, "Clip negative entries (skills that hurt) to 0.")
+    binarize: float | None = _f(
+        None,
+        "Threshold: entries above it become edges of weight 0.5 (1 on the diagonal), "
+        "as the paper's binary graphs; None keeps weights.",
+    )
+    diagonal: str = _f("keep", "Self-edges: 'keep', 'one' or 'zero'.")
+    max_parallel: int | None = _f(
+        None, "Ablation runs at once; None: as many as the cluster's CPUs allow."
+    )
+
+
+@dataclass
 class RunSection:
     name: str = _f("run", "Run name; also the Ray Train run name.")
     out: str | None = _f(None, "Run directory; default runs/<name>-<timestamp>.")
@@ -106,6 +129,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    graph: GraphLearnConfig = field(default_factory=GraphLearnConfig)
     run: RunSection = field(default_factory=RunSection)
 
     def to_dict(self) -> dict:
@@ -116,12 +140,12 @@ class Config:
         return self.train.rounds * self.train.steps_per_round
 
 
-SECTIONS = {f.name: f.type for f in fields(Config)}
 _SECTION_TYPES = {
     "data": DataConfig,
     "model": ModelConfig,
     "train": TrainConfig,
     "policy": PolicyConfig,
+    "graph": GraphLearnConfig,
     "run": RunSection,
 }
 
@@ -247,6 +271,12 @@ def validate(cfg: Config) -> None:
         cfg.model.preset is not None or cfg.model.path is not None,
         "model: set model.preset or model.path",
     )
+    g = cfg.graph
+    _check(g.method in ("approximate", "brute-force"), f"graph.method: unknown '{g.method}'")
+    _check(isinstance(g.steps, int) and g.steps >= 1, f"graph.steps must be >= 1, got {g.steps}")
+    _check(isinstance(g.seeds, int) and g.seeds >= 1, f"graph.seeds must be >= 1, got {g.seeds}")
+    _check(g.normalize in ("raw", "relative"), f"graph.normalize: unknown '{g.normalize}'")
+    _check(g.diagonal in ("keep", "one", "zero"), f"graph.diagonal: unknown '{g.diagonal}'")
 
 
 def to_yaml(cfg: Config) -> str:

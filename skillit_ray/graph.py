@@ -99,3 +99,110 @@ class SkillsGraph:
         cols = [self.eval_skills.index(s) for s in eval_]
         std = None if self.std is None else np.asarray(self.std)[np.ix_(rows, cols)]
         return SkillsGraph(train, eval_, self.matrix[np.ix_(rows, cols)], std, self.provenance)
+
+    # ---- plain .npy matrices (no names inside: the skill order is given) ----
+
+    @classmethod
+    def from_npy(
+        cls,
+        path: str,
+        train_skills,
+        eval_skills,
+        transpose: bool = False,
+        provenance: dict | None = None,
+    ) -> SkillsGraph:
+        """Import a bare matrix; rows are train skills (``transpose`` if it is [eval, train])."""
+        try:
+            m = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise GraphError(f"'{path}': not a readable .npy matrix: {exc}") from None
+        m = np.asarray(m, dtype=np.float64)
+        m = m.T if transpose else m
+        want = (len(train_skills), len(eval_skills))
+        if m.shape != want:
+            hint = " (its transpose fits: pass --transpose)" if m.T.shape == want else ""
+            raise GraphError(
+                f"'{path}': matrix shape {m.shape}, expected {want} = "
+                f"(train skills, eval skills){hint}"
+            )
+        return cls(
+            train_skills,
+            eval_skills,
+            m,
+            None,
+            {"method": "import", "source": path, "transposed": transpose, **(provenance or {})},
+        )
+
+    def to_npy(self, path: str) -> None:
+        np.save(path, self.matrix, allow_pickle=False)
+
+    # ---- display ----
+
+    def table(self, digits: int = 3) -> str:
+        short = [s.rsplit("/", 1)[-1] for s in self.eval_skills]
+        width = max(8, *(len(s) for s in short)) + 1
+        name_w = max(len(s) for s in self.train_skills) + 2
+        lines = ["train \\ eval".ljust(name_w) + "".join(s.rjust(width) for s in short)]
+        for i, s in enumerate(self.train_skills):
+            cells = []
+            for j in range(len(self.eval_skills)):
+                cell = f"{self.matrix[i, j]:.{digits}f}"
+                if self.std is not None:
+                    cell += f"±{self.std[i, j]:.{digits - 1}f}"
+                cells.append(cell.rjust(width + (6 if self.std is not None else 0)))
+            lines.append(s.ljust(name_w) + "".join(cells))
+        return "\n".join(lines)
+
+    def heatmap(self, path: str) -> None:
+        """A PNG heatmap with the skill names on both axes."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k, m = self.matrix.shape
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * m, 1.0 + 0.7 * k), dpi=100)
+        lim = float(np.abs(self.matrix).max()) or 1.0
+        im = ax.imshow(self.matrix, cmap="RdBu", vmin=-lim, vmax=lim)
+        ax.set_xticks(range(m), self.eval_skills, rotation=45, ha="right")
+        ax.set_yticks(range(k), self.train_skills)
+        ax.set_xlabel("eval skill (helped)")
+        ax.set_ylabel("train skill (trained on)")
+        for i in range(k):
+            for j in range(m):
+                ax.text(j, i, f"{self.matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
+        fig.colorbar(im, ax=ax)
+        ax.set_title(self.provenance.get("method", "skills graph"))
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+
+def normalize(
+    delta: np.ndarray,
+    base: np.ndarray,
+    train,
+    eval_,
+    how: str,
+    clip_negative: bool,
+    binarize: float | None,
+    diagonal: str,
+) -> np.ndarray:
+    """Turn raw loss decreases into graph weights (each step optional, recorded in the file).
+
+    ``delta[i, j]`` = loss decrease of eval skill j caused by train skill i; ``base[i, j]`` =
+    the loss it is relative to. how: 'raw' or 'relative' (delta / base). binarize: entries above
+    the threshold become edges, 0.5 off the diagonal and 1 on it (the paper's binary graphs).
+    diagonal: 'keep', 'one' or 'zero' for self-edges (where train and eval names match).
+    """
+    A = delta / np.where(base > 0, base, 1.0) if how == "relative" else delta.copy()
+    if clip_negative:
+        A = np.maximum(A, 0.0)
+    diag = np.array([[t == e for e in eval_] for t in train], dtype=bool)
+    if binarize is not None:
+        A = np.where(A > binarize, np.where(diag, 1.0, 0.5), 0.0)
+    if diagonal == "one":
+        A[diag] = 1.0
+    elif diagonal == "zero":
+        A[diag] = 0.0
+    return A

@@ -176,6 +176,10 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
     metrics_path = os.path.join(out, "metrics.jsonl")
     open(metrics_path, "w").close()
     ensure_ray(cfg)
+    if cfg.policy.params.get("graph") == "learn":
+        from skillit_ray.graph_learning import with_learned_graph
+
+        cfg = with_learned_graph(cfg, out, echo)
     t = cfg.train
     ctx = PolicyContext(
         data.train_skills,

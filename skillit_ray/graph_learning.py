@@ -1,0 +1,234 @@
+"""Learn the skills graph from short ablation runs, run in parallel as Ray tasks.
+
+approximate (k runs): from the shared starting model, train on train skill i alone for H steps;
+  delta[i, j] = L_j(start) - L_j(after), for every eval skill j.
+brute-force (k^2 runs): for each ordered pair, train on {i, j} and on {j} alone for H steps;
+  delta[i, j] = L_j(j alone) - L_j(i and j); the diagonal is L_j(start) - L_j(j alone).
+Every run of a seed starts from the same model (put once in the object store); seeds change the
+starting model and the row order; the graph is their mean and ``std`` their spread.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from skillit_ray.config import Config, GraphLearnConfig
+from skillit_ray.errors import ConfigError
+from skillit_ray.graph import SkillsGraph, normalize
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One short run: which skills it trains on (uniformly), with which seed."""
+
+    seed: int
+    skills: tuple[str, ...]
+
+
+def plan_runs(method: str, train: tuple, eval_: tuple, seeds: int) -> list[Ablation]:
+    runs = []
+    for seed in range(seeds):
+        if method == "approximate":
+            runs += [Ablation(seed, (s,)) for s in train]
+        elif method == "brute-force":
+            runs += [Ablation(seed, (j,)) for j in eval_]
+            runs += [Ablation(seed, (i, j)) for j in eval_ for i in train if i != j]
+        else:
+            raise ConfigError(f"graph.method: unknown '{method}'; use approximate or brute-force")
+    return runs
+
+
+def _run_ablation(spec: dict, run: Ablation, model_state, train_store, eval_store) -> dict:
+    """Train a copy of the starting model for H steps on the run's skills; eval every skill."""
+    import torch
+
+    from skillit_ray.config import ModelConfig
+    from skillit_ray.data.store import SkillSampler
+    from skillit_ray.model import build_model
+    from skillit_ray.train.evaluate import evaluate
+    from skillit_ray.train.local import train_round
+    from skillit_ray.train.optim import build_optimizer
+
+    torch.set_num_threads(1)
+    model = build_model(ModelConfig(**spec["model"]), spec["vocab_size"], spec["max_len"])
+    model.load_state_dict(model_state)
+    model.train()
+    opt = build_optimizer(model, spec["lr"], spec["weight_decay"])
+    skills = train_store.skills
+    probs = np.array([1.0 if s in run.skills else 0.0 for s in skills])
+    sampler = SkillSampler({s: train_store.rows(s) for s in skills}, run.seed)
+    train_round(
+        model,
+        opt,
+        None,
+        train_store,
+        sampler,
+        skills,
+        probs / probs.sum(),
+        spec["steps"],
+        spec["batch_size"],
+        run.seed,
+        0,
+        spec["grad_clip"],
+    )
+    loss, _ = evaluate(model, eval_store, spec["eval_batch_size"], torch.device("cpu"), False)
+    return loss
+
+
+def _start_states(spec: dict, seeds: int, eval_store) -> tuple[list, list[dict]]:
+    import torch
+
+    from skillit_ray.config import ModelConfig
+    from skillit_ray.model import build_model
+    from skillit_ray.train.evaluate import evaluate
+
+    states, base = [], []
+    for seed in range(seeds):
+        torch.manual_seed(spec["seed"] + seed)
+        model = build_model(ModelConfig(**spec["model"]), spec["vocab_size"], spec["max_len"])
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        base.append(
+            evaluate(model, eval_store, spec["eval_batch_size"], torch.device("cpu"), False)[0]
+        )
+    return states, base
+
+
+def _deltas(method, train, eval_, results: dict, base: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(delta, reference loss) for one seed, from its runs' eval losses."""
+    delta = np.zeros((len(train), len(eval_)))
+    ref = np.zeros_like(delta)
+    for a, i in enumerate(train):
+        for b, j in enumerate(eval_):
+            if method == "approximate":
+                before, after = base[j], results[(i,)][j]
+            elif i == j:
+                before, after = base[j], results[(j,)][j]
+            else:
+                before, after = results[(j,)][j], results[(i, j)][j]
+            delta[a, b], ref[a, b] = before - after, before
+    return delta, ref
+
+
+def fingerprint(data) -> str:
+    blob = json.dumps(
+        {
+            "train": data.train.rows_per_skill,
+            "eval": data.eval.rows_per_skill,
+            "files": data.train.files + data.eval.files,
+            "manifest": (data.manifest or {}).get("fingerprint"),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def learn(cfg: Config, g: GraphLearnConfig, echo: bool = True) -> SkillsGraph:
+    """Run the ablations on the Ray cluster (ensure_ray first) and build the graph."""
+
+    from skillit_ray.data.prepare import prepare
+    from skillit_ray.data.store import SkillStore
+
+    data = prepare(cfg)
+    datasets = data.datasets(cfg.data.tokenizer)
+    batches = lambda ds: ds.iter_batches(batch_size=4096, batch_format="numpy")  # noqa: E731
+    train_store = SkillStore.from_batches(batches(datasets["train"]), data.train_skills, "train")
+    eval_store = SkillStore.from_batches(batches(datasets["eval"]), data.eval_skills, "eval")
+    t = cfg.train
+    spec = {
+        "model": asdict(cfg.model),
+        "vocab_size": data.vocab_size,
+        "max_len": data.max_len,
+        "lr": float(g.lr or t.lr),
+        "weight_decay": t.weight_decay,
+        "grad_clip": t.grad_clip,
+        "steps": g.steps,
+        "batch_size": t.batch_size,
+        "eval_batch_size": t.eval_batch_size,
+        "seed": t.seed,
+    }
+    states, base = _start_states(spec, g.seeds, eval_store)
+    runs = plan_runs(g.method, data.train_skills, data.eval_skills, g.seeds)
+    t0 = time.time()
+    results = _execute(spec, runs, states, train_store, eval_store, g.max_parallel, echo)
+    ablation_s = time.time() - t0
+    per_seed = []
+    for seed in range(g.seeds):
+        mine = {r.skills: results[r] for r in runs if r.seed == seed}
+        delta, ref = _deltas(g.method, data.train_skills, data.eval_skills, mine, base[seed])
+        per_seed.append(
+            normalize(
+                delta,
+                ref,
+                data.train_skills,
+                data.eval_skills,
+                g.normalize,
+                g.clip_negative,
+                g.binarize,
+                g.diagonal,
+            )
+        )
+    stack = np.array(per_seed)
+    prov = {
+        "method": g.method,
+        "steps": g.steps,
+        "seeds": g.seeds,
+        "runs": len(runs),
+        "model": asdict(cfg.model),
+        "lr": spec["lr"],
+        "batch_size": t.batch_size,
+        "dataset_fingerprint": fingerprint(data),
+        "normalization": {
+            "how": g.normalize,
+            "clip_negative": g.clip_negative,
+            "binarize": g.binarize,
+            "diagonal": g.diagonal,
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "ablation_wall_s": ablation_s,
+    }
+    return SkillsGraph(data.train_skills, data.eval_skills, stack.mean(0), stack.std(0), prov)
+
+
+def _execute(spec, runs, states, train_store, eval_store, max_parallel, echo) -> dict:
+    """Submit the runs as Ray tasks, at most max_parallel at once, with a progress line."""
+    import ray
+
+    task = ray.remote(num_cpus=1)(_run_ablation)
+    state_refs = [ray.put(s) for s in states]
+    train_ref, eval_ref = ray.put(train_store), ray.put(eval_store)
+    pending, results, queue, t0 = {}, {}, list(runs), time.time()
+    limit = max_parallel or len(runs)
+    while queue or pending:
+        while queue and len(pending) < limit:
+            run = queue.pop(0)
+            ref = task.remote(spec, run, state_refs[run.seed], train_ref, eval_ref)
+            pending[ref] = run
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            results[pending.pop(ref)] = ray.get(ref)
+        if echo:
+            n, total = len(results), len(runs)
+            eta = (time.time() - t0) / n * (total - n)
+            print(
+                f"graph learn: {n}/{total} runs done, {time.time() - t0:.1f}s, eta {eta:.0f}s",
+                flush=True,
+            )
+    return results
+
+
+def with_learned_graph(cfg: Config, out_dir: str, echo: bool) -> Config:
+    """For ``policy.params.graph: learn``: learn it now, save it in the run dir, point to it."""
+    import os
+
+    graph = learn(cfg, cfg.graph, echo)
+    path = os.path.join(out_dir, "graph.json")
+    graph.save(path)
+    new = copy.deepcopy(cfg)
+    new.policy.params["graph"] = path
+    return new

@@ -1,0 +1,69 @@
+"""Training without Ray Train: the same plan, sampler, loss and optimizer in one process.
+
+Used by graph-learning ablation runs (Ray tasks) and by the plain-PyTorch benchmark baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from skillit_ray.data.plan import make_plan
+from skillit_ray.data.store import SkillSampler, SkillStore
+from skillit_ray.train.loss import token_losses
+
+
+def batch(store: SkillStore, sampler: SkillSampler, skills, slots: np.ndarray):
+    """The rows a step trains on: each skill's count from the plan, drawn by the sampler."""
+    ids, mask, rows = [], [], []
+    for k, skill in enumerate(skills):
+        c = int((slots == k).sum())
+        if c:
+            i, m = store.gather(skill, sampler.take(skill, c))
+            ids.append(i)
+            mask.append(m)
+            rows.append(np.full(c, k))
+    return (
+        torch.from_numpy(np.concatenate(ids)),
+        torch.from_numpy(np.concatenate(mask)),
+        np.concatenate(rows),
+    )
+
+
+def step(model, opt, sched, ids, mask, grad_clip: float) -> torch.Tensor:
+    """One optimizer step on the masked token-mean loss; returns per-row losses."""
+    ce, m, _ = token_losses(model(input_ids=ids).logits, ids, mask)
+    loss = ce.sum() / m.sum().clamp_min(1.0)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach()
+
+
+def train_round(
+    model,
+    opt,
+    sched,
+    store,
+    sampler,
+    skills,
+    probs,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    round_: int,
+    grad_clip: float,
+) -> np.ndarray:
+    """``steps`` steps under one mixture; returns [k, 2] per-skill (sum of row loss, rows)."""
+    plan = make_plan(np.asarray(probs, dtype=float), steps, batch_size, seed, round_)
+    sums = np.zeros((len(skills), 2))
+    for s in range(steps):
+        ids, mask, rows = batch(store, sampler, skills, plan.slots[s])
+        row_loss = step(model, opt, sched, ids, mask, grad_clip).numpy()
+        np.add.at(sums[:, 0], rows, row_loss)
+        np.add.at(sums[:, 1], rows, 1)
+    return sums
