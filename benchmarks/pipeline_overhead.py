@@ -22,29 +22,17 @@ import tempfile
 import time
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from skillit_ray import config as config_mod
 from skillit_ray import launch
-from skillit_ray.data.pipeline import prepare_batch
 from skillit_ray.data.plan import make_plan
 from skillit_ray.data.prepare import prepare
-from skillit_ray.data.store import SkillSampler, SkillStore
+from skillit_ray.data.store import SkillSampler
 from skillit_ray.model import build_model
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, step
 from skillit_ray.train.optim import build_optimizer, build_scheduler
-
-
-def plain_store(info, skills, max_len, vocab, pad) -> SkillStore:
-    batches = (
-        prepare_batch(
-            pq.read_table(f, filesystem=info.filesystem), list(skills), max_len, vocab, pad, None
-        )
-        for f in info.files
-    )
-    return SkillStore.from_batches(batches, tuple(skills), info.name)
 
 
 def train_block(model, opt, sched, store, sampler, skills, probs, n, t, r, lo):
@@ -62,8 +50,7 @@ def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
     torch.set_num_threads(t.cpus_per_worker)
     torch.manual_seed(t.seed)
     data = prepare(cfg)
-    train = plain_store(data.train, data.train_skills, data.max_len, data.vocab_size, data.pad_id)
-    ev = plain_store(data.eval, data.eval_skills, data.max_len, data.vocab_size, data.pad_id)
+    train, ev = data.local_store("train"), data.local_store("eval")
     model = build_model(cfg.model, data.vocab_size, data.max_len)
     opt = build_optimizer(model, float(t.lr), t.weight_decay)
     sched = build_scheduler(opt, t.warmup_steps, cfg.total_steps)

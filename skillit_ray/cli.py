@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+import time
 
 import yaml
 
@@ -48,6 +50,33 @@ def _cmd_policies(args: argparse.Namespace) -> None:
         d = describe_policy(name)
         fields = ", ".join(f["name"] for f in d["fields"]) or "-"
         print(f"{name:<21} {d['summary']}  [{fields}]")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from skillit_ray import config, launch
+    from skillit_ray.tune import SweepSpec, parse_param, sweep
+
+    cfg = config.load(args.config, args.set)
+    sw = cfg.sweep
+    params = dict(sw.params)
+    params.update(dict(parse_param(p) for p in args.param))
+    if not params:
+        raise config.ConfigError("sweep: give --param key=v1,v2 or a sweep.params section")
+    base = cfg.to_dict()
+    base.pop("sweep")
+    spec = SweepSpec(
+        base,
+        params,
+        args.seeds or sw.seeds,
+        args.metric or sw.metric,
+        sw.num_samples,
+        sw.max_concurrent,
+        sw.scheduler == "asha",
+        sw.budget_steps,
+    )
+    launch.ensure_ray(cfg)
+    out = args.out or os.path.join("runs", f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    sweep(spec, out, echo=True)
 
 
 def _cmd_graph_learn(args: argparse.Namespace) -> None:
@@ -169,6 +198,20 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run directory (default runs/<name>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no per-round lines")
     run.set_defaults(func=_cmd_run)
+    sw = sub.add_parser("sweep", help="sweep config values (eta, T, ...) with Ray Tune")
+    sw.add_argument("config")
+    sw.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a grid over one key, e.g. --param policy.params.eta=0.1,0.5",
+    )
+    sw.add_argument("--seeds", type=int, default=None)
+    sw.add_argument("--metric", default=None)
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--out", default=None, help="sweep directory")
+    sw.set_defaults(func=_cmd_sweep)
     _add_generator_parsers(sub)
     _add_graph_parsers(sub)
     pol = sub.add_parser("policies", help="list registered policies, or show one")

@@ -116,6 +116,27 @@ class GraphLearnConfig:
 
 
 @dataclass
+class SweepSection:
+    params: dict = _f(
+        {},
+        "Dotted key -> list of values (grid) or {grid|choice|uniform|"
+        "loguniform: [...]}, e.g. policy.params.eta: [0.1, 0.5].",
+    )
+    seeds: int = _f(1, "Seeds per point (train.seed = 0..seeds-1); the best averages them.")
+    metric: str = _f(
+        "mean_eval_loss",
+        "'mean_eval_loss', 'mean_eval_acc', or "
+        "'eval_loss/<skill>' (a target skill's loss), at the end of each run.",
+    )
+    num_samples: int = _f(1, "Tune samples per grid point (for random search spaces).")
+    max_concurrent: int | None = _f(None, "Trials at once; None: what the cluster's CPUs fit.")
+    scheduler: str = _f("none", "'none' or 'asha' (stops poor trials at round boundaries).")
+    budget_steps: int | None = _f(
+        None, "Fixed total steps: each trial's steps_per_round = budget_steps / train.rounds."
+    )
+
+
+@dataclass
 class RunSection:
     name: str = _f("run", "Run name; also the Ray Train run name.")
     out: str | None = _f(None, "Run directory; default runs/<name>-<timestamp>.")
@@ -130,6 +151,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     graph: GraphLearnConfig = field(default_factory=GraphLearnConfig)
+    sweep: SweepSection = field(default_factory=SweepSection)
     run: RunSection = field(default_factory=RunSection)
 
     def to_dict(self) -> dict:
@@ -146,6 +168,7 @@ _SECTION_TYPES = {
     "train": TrainConfig,
     "policy": PolicyConfig,
     "graph": GraphLearnConfig,
+    "sweep": SweepSection,
     "run": RunSection,
 }
 
@@ -277,6 +300,9 @@ def validate(cfg: Config) -> None:
     _check(isinstance(g.seeds, int) and g.seeds >= 1, f"graph.seeds must be >= 1, got {g.seeds}")
     _check(g.normalize in ("raw", "relative"), f"graph.normalize: unknown '{g.normalize}'")
     _check(g.diagonal in ("keep", "one", "zero"), f"graph.diagonal: unknown '{g.diagonal}'")
+    sw = cfg.sweep
+    _check(sw.scheduler in ("none", "asha"), f"sweep.scheduler: unknown '{sw.scheduler}'")
+    _check(isinstance(sw.seeds, int) and sw.seeds >= 1, f"sweep.seeds must be >= 1, got {sw.seeds}")
 
 
 def to_yaml(cfg: Config) -> str:

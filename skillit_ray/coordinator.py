@@ -92,6 +92,7 @@ class Coordinator:
         except PolicyError as exc:
             self.impl, self.error = None, str(exc)
         self.cond = asyncio.Condition()
+        self.rank_log: list[dict] = []
 
     async def check(self) -> None:
         if self.error:
@@ -116,6 +117,12 @@ class Coordinator:
                 raise PolicyError(self.error) from None
             finally:
                 self.cond.notify_all()
+
+    async def rank_round(self, record: dict) -> None:
+        self.rank_log.append(record)
+
+    async def ranks(self) -> list[dict]:
+        return sorted(self.rank_log, key=lambda r: (r["round"], r["rank"]))
 
     async def get_mixture(self, r: int) -> dict:
         async with self.cond:

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import time
+import zlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -56,6 +57,8 @@ def _run_ablation(spec: dict, run: Ablation, model_state, train_store, eval_stor
     from skillit_ray.train.optim import build_optimizer
 
     torch.set_num_threads(1)
+    # Seed per run: dropout must not depend on which worker process ran which runs before.
+    torch.manual_seed(run.seed * 1_000_003 + zlib.crc32(",".join(run.skills).encode()))
     model = build_model(ModelConfig(**spec["model"]), spec["vocab_size"], spec["max_len"])
     model.load_state_dict(model_state)
     model.train()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -33,6 +34,9 @@ def ensure_ray(cfg: Config) -> None:
     """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one."""
     import ray
 
+    if not cfg.run.ray_logs:  # Ray Data logs each execution at INFO on the driver
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
     for key, value in LOCAL_ENV.items():
@@ -139,10 +143,12 @@ def find_cause(exc: BaseException) -> SkillitError | None:
     return None
 
 
-def run(cfg: Config, out: str | None = None, echo: bool = True) -> dict:
-    """Run one training job; returns the summary (also written to <out>/summary.json)."""
+def run(cfg: Config, out: str | None = None, echo: bool = True, callbacks=None) -> dict:
+    """Run one training job; returns the summary (also written to <out>/summary.json).
+
+    ``callbacks`` go to Ray Train's RunConfig (a sweep passes TuneReportCallback)."""
     try:
-        return _run(cfg, out, echo)
+        return _run(cfg, out, echo, callbacks or [])
     except Exception as exc:
         ours = find_cause(exc)
         if ours is not None and ours is not exc:
@@ -150,7 +156,7 @@ def run(cfg: Config, out: str | None = None, echo: bool = True) -> dict:
         raise
 
 
-def _run(cfg: Config, out: str | None, echo: bool) -> dict:
+def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -204,7 +210,9 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
         data.with_accuracy,
         needs,
     )
-    storage = os.path.abspath(cfg.run.storage_path or os.path.join(out, "ray"))
+    storage = cfg.run.storage_path or os.path.join(out, "ray")
+    if "://" not in storage:  # a pyarrow filesystem URI goes to Ray Train as it is
+        storage = os.path.abspath(storage)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.to_dict(), "meta": asdict(meta), "coordinator": coord},
@@ -213,7 +221,11 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
             use_gpu=t.use_gpu,
             resources_per_worker={"CPU": t.cpus_per_worker},
         ),
-        run_config=RunConfig(name=f"{cfg.run.name}-{os.path.basename(out)}", storage_path=storage),
+        run_config=RunConfig(
+            name=f"{cfg.run.name}-{os.path.basename(out)}",
+            storage_path=storage,
+            callbacks=callbacks,
+        ),
         datasets=datasets,
     )
     writer = MetricsWriter(coord, metrics_path, t.rounds, t0, echo)
@@ -226,6 +238,7 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
         writer.join()
     t_done = time.time()
     writer.poll(0.0)
+    _save_outputs(out, result, ray.get(coord.ranks.remote()))
     summary = _summary(cfg, writer.records, result.return_value or {}, t0, t_fit, t_done)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
@@ -237,6 +250,15 @@ def _run(cfg: Config, out: str | None, echo: bool) -> dict:
             flush=True,
         )
     return summary
+
+
+def _save_outputs(out: str, result, ranks: list[dict]) -> None:
+    """The final model (from Ray Train's checkpoint storage) and the per-rank record."""
+    if result.checkpoint is not None:
+        result.checkpoint.to_directory(os.path.join(out, "model"))
+    with open(os.path.join(out, "ranks.jsonl"), "w") as fh:
+        for rec in ranks:
+            fh.write(json.dumps(rec) + "\n")
 
 
 def _score_difficulty(cfg: Config, data, train_ds, coord):

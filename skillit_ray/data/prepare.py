@@ -29,6 +29,32 @@ class PreparedData:
     with_accuracy: bool
     manifest: dict | None
 
+    def local_store(self, split: str, tokenizer: str | None = None):
+        """A split read straight into a SkillStore in this process (no Ray): for baselines and
+        for checking a run's numbers against a plain evaluation."""
+        import pyarrow.json as pajson
+        import pyarrow.parquet as pq
+
+        from skillit_ray.data.pipeline import prepare_batch
+        from skillit_ray.data.store import SkillStore
+
+        info = self.train if split == "train" else self.eval
+        skills = self.train_skills if split == "train" else self.eval_skills
+
+        def read(f):
+            if info.format == "parquet":
+                return pq.read_table(f, filesystem=info.filesystem)
+            with info.filesystem.open_input_stream(f) as fh:
+                return pajson.read_json(fh)
+
+        batches = (
+            prepare_batch(
+                read(f), list(skills), self.max_len, self.vocab_size, self.pad_id, tokenizer
+            )
+            for f in info.files
+        )
+        return SkillStore.from_batches(batches, tuple(skills), split)
+
     def datasets(self, tokenizer: str | None) -> dict:
         args = (self.max_len, self.vocab_size, self.pad_id, tokenizer)
         return {

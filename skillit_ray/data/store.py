@@ -20,11 +20,19 @@ COLUMNS = ("input_ids", "loss_mask", "difficulty")
 class SkillStore:
     """Per skill: ``ids`` [n, L] int64, ``mask`` [n, L] uint8, optional ``difficulty`` [n]."""
 
-    def __init__(self, skills: tuple[str, ...], ids: dict, mask: dict, difficulty: dict | None):
+    def __init__(
+        self,
+        skills: tuple[str, ...],
+        ids: dict,
+        mask: dict,
+        difficulty: dict | None,
+        keys: dict | None = None,
+    ):
         self.skills = tuple(skills)
         self.ids = ids
         self.mask = mask
         self.difficulty = difficulty
+        self.keys = keys or {}  # per skill, the sorted content keys (row identities)
 
     @classmethod
     def from_batches(
@@ -37,16 +45,16 @@ class SkillStore:
                 if s in parts:
                     sel = names == s
                     parts[s].append({c: b[c][sel] for c in ("key", *COLUMNS) if c in b})
-        cols: dict[str, dict] = {c: {} for c in COLUMNS}
+        cols: dict[str, dict] = {c: {} for c in ("key", *COLUMNS)}
         for s in skills:
             if not parts[s]:
                 raise DataError(f"{split} split: skill '{s}' has no rows on this worker")
             order = np.argsort(np.concatenate([p["key"] for p in parts[s]]), kind="stable")
-            for c in COLUMNS:
+            for c in ("key", *COLUMNS):
                 if c in parts[s][0]:
                     cols[c][s] = np.concatenate([p[c] for p in parts[s]])[order]
         ids = {s: a.astype(np.int64) for s, a in cols["input_ids"].items()}
-        return cls(skills, ids, cols["loss_mask"], cols["difficulty"] or None)
+        return cls(skills, ids, cols["loss_mask"], cols["difficulty"] or None, cols["key"])
 
     def rows(self, skill: str) -> int:
         return self.ids[skill].shape[0]

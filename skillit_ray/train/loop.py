@@ -5,6 +5,7 @@ It has no knowledge of which policy runs: the coordinator actor hands it mixture
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -33,6 +34,20 @@ class RunMeta:
     max_len: int
     with_accuracy: bool
     needs: tuple = ("eval_loss",)
+
+
+def round_metrics(record: dict) -> dict:
+    """What each round reports to Ray Train (and through it to Tune): flat, per skill too."""
+    loss, acc = record["eval_loss"], record["eval_acc"]
+    out = {
+        "round": record["round"],
+        "step": record["step"],
+        "mean_eval_loss": float(np.mean(list(loss.values()))) if loss else None,
+        "mean_eval_acc": float(np.mean(list(acc.values()))) if acc else None,
+    }
+    out.update({f"eval_loss/{s}": v for s, v in loss.items()})
+    out.update({f"eval_acc/{s}": v for s, v in acc.items()})
+    return out
 
 
 def _distributed() -> bool:
@@ -88,8 +103,13 @@ class Worker:
                 ids.append(i)
                 mask.append(m)
                 skill_of_row.append(np.full(c, k))
-        to = lambda a: torch.from_numpy(np.concatenate(a)).to(self.device)  # noqa: E731
-        return to(ids), to(mask), np.concatenate(skill_of_row)
+        return self._to(ids), self._to(mask), np.concatenate(skill_of_row)
+
+    def _to(self, parts: list[np.ndarray]) -> torch.Tensor:
+        t = torch.from_numpy(np.concatenate(parts))
+        if self.device.type == "cuda":  # pinned host memory makes the copy asynchronous
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t
 
     def _train_step(self, slots: np.ndarray, sums: np.ndarray, row_filter, r: int) -> None:
         ids, mask, skill_of_row = self._batch(slots, row_filter, r)
@@ -168,6 +188,38 @@ class Worker:
             "consumed": self.sampler.state_dict(),
         }
 
+    def _rank_record(self, r: int, mix: dict) -> dict:
+        """What this rank trained on this round (the driver writes them to ranks.jsonl)."""
+        t = self.cfg.train
+        plan = make_plan(np.asarray(mix["probs"]), t.steps_per_round, t.batch_size, t.seed, r)
+        local = np.bincount(
+            plan.rank_slots(self.rank, self.world).ravel(), minlength=len(self.meta.train_skills)
+        )
+        rec = {
+            "round": r,
+            "rank": self.rank,
+            "mixture": mix["probs"],
+            "samples": dict(zip(self.meta.train_skills, local.tolist(), strict=True)),
+        }
+        if r == 0 and self.world > 1:  # row identities, so disjointness can be checked
+            rec["row_keys"] = {
+                s: self.train_store.keys[s].tolist() for s in self.train_store.skills
+            }
+        return rec
+
+    def _report(self, record: dict, last: bool) -> None:
+        """One report per round on every rank (a barrier); the last carries the final model."""
+        metrics = round_metrics(record)
+        if not last:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            ckpt = None
+            if self.rank == 0:
+                self.raw_model.save_pretrained(d)
+                ckpt = ray.train.Checkpoint.from_directory(d)
+            ray.train.report(metrics, checkpoint=ckpt)
+
     def run(self) -> dict:
         t_loop = time.time()
         if "initial_loss" in self.meta.needs:
@@ -179,11 +231,10 @@ class Worker:
         for r in range(self.cfg.train.rounds):
             record = self._round(r, mix)
             train_s += record["train_s"]
+            ray.get(self.coord.rank_round.remote(self._rank_record(r, mix)))
             if self.rank == 0:
                 ray.get(self.coord.report.remote(record))
-            losses = list(record["eval_loss"].values())
-            mean_loss = float(np.mean(losses)) if losses else None
-            ray.train.report({"round": r, "step": self.step, "mean_eval_loss": mean_loss})
+            self._report(record, last=r + 1 == self.cfg.train.rounds)
             if r + 1 < self.cfg.train.rounds:
                 mix = ray.get(self.coord.get_mixture.remote(r + 1))
         samples = self.cfg.total_steps * self.cfg.train.batch_size
