@@ -1,4 +1,4 @@
-"""The ``skillit-ray`` command line: run, data, policies."""
+"""The ``skillit-ray`` command line: run, sweep, data, graph, policies."""
 
 from __future__ import annotations
 
