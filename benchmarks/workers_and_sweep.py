@@ -33,23 +33,35 @@ def main() -> None:
         launch.ensure_ray(cfg)
         with tempfile.TemporaryDirectory() as out:
             s = launch.run(cfg, out=out, echo=False)
-        report[f"workers_{workers}"] = {"train_samples_per_s": s["train_samples_per_s"],
-                                        "fit_s": s["fit_s"], "startup_s": s["startup_s"]}
+        report[f"workers_{workers}"] = {
+            "train_samples_per_s": s["train_samples_per_s"],
+            "fit_s": s["fit_s"],
+            "startup_s": s["startup_s"],
+        }
     w1, w2 = (report[f"workers_{w}"]["train_samples_per_s"] for w in (1, 2))
     report["two_vs_one"] = w2 / w1
     cfg = config_mod.load(args.config, ["train.eval_every=null"])
-    spec = SweepSpec(cfg.to_dict(), {"policy.params.eta": [0.1, 0.5], "train.rounds": [2, 4]},
-                     budget_steps=args.sweep_steps)
+    spec = SweepSpec(
+        cfg.to_dict(),
+        {"policy.params.eta": [0.1, 0.5], "train.rounds": [2, 4]},
+        budget_steps=args.sweep_steps,
+    )
     with tempfile.TemporaryDirectory() as out:
         sw = sweep(spec, out, echo=False)
-    report["sweep"] = {"trials": sw["trials"], "finished": sw["finished"],
-                       "concurrent": sw["concurrent"], "wall_s": sw["wall_s"],
-                       "trial_steps": args.sweep_steps,
-                       "trials_per_hour": sw["trials"] / sw["wall_s"] * 3600}
+    report["sweep"] = {
+        "trials": sw["trials"],
+        "finished": sw["finished"],
+        "concurrent": sw["concurrent"],
+        "wall_s": sw["wall_s"],
+        "trial_steps": args.sweep_steps,
+        "trials_per_hour": sw["trials"] / sw["wall_s"] * 3600,
+    }
     print(json.dumps(report, indent=1))
-    print(f"1 worker {w1:.0f} samples/s, 2 workers {w2:.0f} -> {report['two_vs_one']:.2f}x; "
-          f"sweep {report['sweep']['trials_per_hour']:.0f} trials/hour "
-          f"({args.sweep_steps}-step trials, {sw['concurrent']} at once)")
+    print(
+        f"1 worker {w1:.0f} samples/s, 2 workers {w2:.0f} -> {report['two_vs_one']:.2f}x; "
+        f"sweep {report['sweep']['trials_per_hour']:.0f} trials/hour "
+        f"({args.sweep_steps}-step trials, {sw['concurrent']} at once)"
+    )
 
 
 if __name__ == "__main__":
