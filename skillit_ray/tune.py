@@ -112,6 +112,8 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
 
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
+    # Tune's console reporter ignores verbose=0 unless the legacy output engine is chosen.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     base = config_mod.from_dict(copy.deepcopy(spec.base))
     workers = base.train.num_workers * base.train.cpus_per_worker
     import ray
