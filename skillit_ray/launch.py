@@ -210,6 +210,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
         data.with_accuracy,
         needs,
     )
+    run_name = f"{cfg.run.name}-{os.path.basename(out)}"
     storage = cfg.run.storage_path or os.path.join(out, "ray")
     if "://" not in storage:  # a pyarrow filesystem URI goes to Ray Train as it is
         storage = os.path.abspath(storage)
@@ -222,7 +223,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
             resources_per_worker={"CPU": t.cpus_per_worker},
         ),
         run_config=RunConfig(
-            name=f"{cfg.run.name}-{os.path.basename(out)}",
+            name=run_name,
             storage_path=storage,
             callbacks=callbacks,
         ),
@@ -242,6 +243,8 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
     summary = _summary(cfg, writer.records, result.return_value or {}, t0, t_fit, t_done)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
+    if cfg.run.storage_path:  # a multi-node run keeps its outputs beside its checkpoints
+        _mirror(out, storage, run_name)
     ray.kill(coord)
     if echo:
         print(
@@ -250,6 +253,22 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
             flush=True,
         )
     return summary
+
+
+def _mirror(out: str, storage: str, run_name: str) -> None:
+    """Copy the run directory's files to <storage>/<run name>/outputs (local path or URI)."""
+    import pyarrow.fs as pafs
+
+    if "://" in storage:
+        fs, root = pafs.FileSystem.from_uri(storage)
+    else:
+        fs, root = pafs.LocalFileSystem(), storage
+    dest = f"{root.rstrip('/')}/{run_name}/outputs"
+    fs.create_dir(dest, recursive=True)
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "graph.json"):
+        src = os.path.join(out, name)
+        if os.path.exists(src):
+            pafs.copy_files(src, f"{dest}/{name}", destination_filesystem=fs)
 
 
 def _save_outputs(out: str, result, ranks: list[dict]) -> None:

@@ -66,7 +66,7 @@ def test_job_submit_to_head_node(tmp_path, cache_dir):
         job = tmp_path / "job"
         job.mkdir()
         raw = tiny_lego(cache_dir, rounds=2, steps_per_round=3, eval_every=None)
-        raw["run"]["storage_path"] = str(tmp_path / "storage")
+        raw["run"]["storage_path"] = f"file://{tmp_path / 'storage'}"  # a pyarrow URI
         (job / "tiny.yaml").write_text(yaml.safe_dump(raw))
         out = tmp_path / "out"
         sub = subprocess.run(
@@ -101,7 +101,10 @@ def test_job_submit_to_head_node(tmp_path, cache_dir):
         rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         assert [r["round"] for r in rows] == [0, 1]
         assert (out / "model" / "config.json").exists()
-        assert list((tmp_path / "storage").glob("*/checkpoint_*"))  # Ray Train's storage
+        # Ray Train's checkpoints and the run's outputs both went to the storage URI
+        assert list((tmp_path / "storage").glob("*/checkpoint_*"))
+        mirrored = list((tmp_path / "storage").glob("*/outputs/metrics.jsonl"))
+        assert mirrored and mirrored[0].read_text() == (out / "metrics.jsonl").read_text()
     finally:
         head.terminate()  # `ray start --block` drains and stops the node it started
         head.wait(timeout=90)
