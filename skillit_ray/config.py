@@ -5,7 +5,6 @@ Every field carries its documentation in ``metadata["doc"]`` so the CLI and erro
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -307,12 +306,3 @@ def validate(cfg: Config) -> None:
 
 def to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-
-
-def describe(cls: type) -> list[tuple[str, str, str]]:
-    """(name, default, doc) of each field of a config dataclass, for help output."""
-    out = []
-    for f in fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        out.append((f.name, repr(default), f.metadata.get("doc", "")))
-    return out
