@@ -39,8 +39,8 @@ def train_block(model, opt, sched, store, sampler, skills, probs, n, t, r, lo):
     """Steps lo..lo+n of round r: the round's plan rows for those steps, as the Ray run."""
     plan = make_plan(np.asarray(probs), t.steps_per_round, t.batch_size, t.seed, r)
     for s in range(lo, lo + n):
-        ids, mask, _ = batch(store, sampler, skills, plan.slots[s])
-        step(model, opt, sched, ids, mask, t.grad_clip)
+        ids, mask, _ = batch(store, skills, plan.slots[s], sampler.take)
+        step(model, opt, sched, torch.from_numpy(ids), torch.from_numpy(mask), t.grad_clip)
 
 
 def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:

@@ -9,31 +9,26 @@ import numpy as np
 import torch
 
 from skillit_ray.data.plan import make_plan
-from skillit_ray.data.store import SkillSampler, SkillStore
+from skillit_ray.data.store import SkillStore
 from skillit_ray.train.loss import token_losses
 
 
-def batch(store: SkillStore, sampler: SkillSampler, skills, slots: np.ndarray):
-    """The rows a step trains on: each skill's count from the plan, drawn by the sampler."""
+def batch(store: SkillStore, skills, slots: np.ndarray, take):
+    """The rows a step trains on: each skill's count from the plan, ``take(skill, count)``
+    choosing which rows. Returns numpy (ids, mask, skill index of each row)."""
     ids, mask, rows = [], [], []
     for k, skill in enumerate(skills):
         c = int((slots == k).sum())
         if c:
-            i, m = store.gather(skill, sampler.take(skill, c))
+            i, m = store.gather(skill, take(skill, c))
             ids.append(i)
             mask.append(m)
             rows.append(np.full(c, k))
-    return (
-        torch.from_numpy(np.concatenate(ids)),
-        torch.from_numpy(np.concatenate(mask)),
-        np.concatenate(rows),
-    )
+    return np.concatenate(ids), np.concatenate(mask), np.concatenate(rows)
 
 
-def step(model, opt, sched, ids, mask, grad_clip: float) -> torch.Tensor:
-    """One optimizer step on the masked token-mean loss; returns per-row losses."""
-    ce, m, _ = token_losses(model(input_ids=ids).logits, ids, mask)
-    loss = ce.sum() / m.sum().clamp_min(1.0)
+def optimizer_step(model, opt, sched, loss: torch.Tensor, grad_clip: float) -> None:
+    """Backward, clip the global gradient norm, step the optimizer and the LR schedule."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
@@ -41,6 +36,12 @@ def step(model, opt, sched, ids, mask, grad_clip: float) -> torch.Tensor:
     opt.step()
     if sched is not None:
         sched.step()
+
+
+def step(model, opt, sched, ids, mask, grad_clip: float) -> torch.Tensor:
+    """One optimizer step on the masked token-mean loss; returns per-row losses."""
+    ce, m, _ = token_losses(model(input_ids=ids).logits, ids, mask)
+    optimizer_step(model, opt, sched, ce.sum() / m.sum().clamp_min(1.0), grad_clip)
     return (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach()
 
 
@@ -62,8 +63,10 @@ def train_round(
     plan = make_plan(np.asarray(probs, dtype=float), steps, batch_size, seed, round_)
     sums = np.zeros((len(skills), 2))
     for s in range(steps):
-        ids, mask, rows = batch(store, sampler, skills, plan.slots[s])
-        row_loss = step(model, opt, sched, ids, mask, grad_clip).numpy()
+        ids, mask, rows = batch(store, skills, plan.slots[s], sampler.take)
+        row_loss = step(
+            model, opt, sched, torch.from_numpy(ids), torch.from_numpy(mask), grad_clip
+        ).numpy()
         np.add.at(sums[:, 0], rows, row_loss)
         np.add.at(sums[:, 1], rows, 1)
     return sums

@@ -20,6 +20,7 @@ from skillit_ray.data.plan import make_plan
 from skillit_ray.data.store import SkillSampler, SkillStore
 from skillit_ray.model import build_model
 from skillit_ray.train.evaluate import evaluate
+from skillit_ray.train.local import batch, optimizer_step
 from skillit_ray.train.loss import token_losses
 from skillit_ray.train.optim import build_optimizer, build_scheduler
 
@@ -94,25 +95,16 @@ class Worker:
             return self.sampler.take(skill, c)
         return self.sampler.take_pool(skill, c, self.train_store.eligible(skill, row_filter), r)
 
-    def _batch(self, slots: np.ndarray, row_filter, r: int):
-        ids, mask, skill_of_row = [], [], []
-        for k, skill in enumerate(self.meta.train_skills):
-            c = int((slots == k).sum())
-            if c:
-                i, m = self.train_store.gather(skill, self._rows(skill, c, row_filter, r))
-                ids.append(i)
-                mask.append(m)
-                skill_of_row.append(np.full(c, k))
-        return self._to(ids), self._to(mask), np.concatenate(skill_of_row)
-
-    def _to(self, parts: list[np.ndarray]) -> torch.Tensor:
-        t = torch.from_numpy(np.concatenate(parts))
+    def _to(self, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
         if self.device.type == "cuda":  # pinned host memory makes the copy asynchronous
             return t.pin_memory().to(self.device, non_blocking=True)
         return t
 
     def _train_step(self, slots: np.ndarray, sums: np.ndarray, row_filter, r: int) -> None:
-        ids, mask, skill_of_row = self._batch(slots, row_filter, r)
+        take = lambda skill, c: self._rows(skill, c, row_filter, r)  # noqa: E731
+        ids, mask, skill_of_row = batch(self.train_store, self.meta.train_skills, slots, take)
+        ids, mask = self._to(ids), self._to(mask)
         with torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
         ):
@@ -125,12 +117,7 @@ class Worker:
             loss = ce.sum() / ntok.clamp_min(1.0) * self.world
         else:
             loss = ce.sum() / ntok.clamp_min(1.0)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.opt.step()
-        self.sched.step()
+        optimizer_step(self.model, self.opt, self.sched, loss, self.cfg.train.grad_clip)
         self.step += 1
         row_loss = (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach().cpu().numpy()
         np.add.at(sums[:, 0], skill_of_row, row_loss)
