@@ -119,6 +119,15 @@ def main() -> None:
         "ray_job_s": rs["job_s"],
         "plain_wall_s": [before["wall_s"], after["wall_s"]],
         "end_to_end_ratio": plain_wall / rs["job_s"],
+        "ray_eval_s": sum(r["eval_s"] for r in recs),
+        "eval_share_of_job": sum(r["eval_s"] for r in recs) / rs["job_s"],
+        # what fit() spent outside start-up, training, evaluation and tear-down: the per-round
+        # reports, coordinator round trips and checkpoints
+        "ray_round_overhead_s": rs["fit_s"]
+        - rs["startup_s"]
+        - rs["train_s"]
+        - sum(r["eval_s"] for r in recs)
+        - rs["teardown_s"],
         "final_mean_eval_loss": {
             "ray": rs["final_mean_eval_loss"],
             "plain": before["final_mean_eval_loss"],
@@ -133,6 +142,10 @@ def main() -> None:
         f"fixed: start-up {rs['startup_s']:.1f}s (worker start {rs['worker_start_s']:.1f}s, "
         f"model {rs['model_s']:.1f}s, drain {rs['drain_s']:.1f}s), "
         f"tear-down {rs['teardown_s']:.1f}s"
+    )
+    print(
+        f"evaluation: {report['ray_eval_s']:.1f}s = {report['eval_share_of_job']:.1%} of the job; "
+        f"reports, coordinator and checkpoints: {report['ray_round_overhead_s']:.1f}s"
     )
     print(
         f"end to end: Ray job {rs['job_s']:.1f}s vs plain {plain_wall:.1f}s -> "

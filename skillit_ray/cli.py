@@ -16,6 +16,17 @@ from skillit_ray.errors import SkillitError
 def _cmd_run(args: argparse.Namespace) -> None:
     from skillit_ray import config, launch
 
+    if args.resume:
+        if args.config or args.out:
+            raise config.ConfigError(
+                "--resume RUN_DIR continues a run with the config saved in RUN_DIR; "
+                "give no CONFIG or --out with it"
+            )
+        cfg = launch.resume_config(args.resume, args.set)
+        launch.run(cfg, out=args.resume, echo=not args.quiet, resume=True)
+        return
+    if not args.config:
+        raise config.ConfigError("run: give a CONFIG (YAML recipe) or --resume RUN_DIR")
     cfg = config.load(args.config, args.set)
     launch.run(cfg, out=args.out, echo=not args.quiet)
 
@@ -50,6 +61,14 @@ def _cmd_policies(args: argparse.Namespace) -> None:
         d = describe_policy(name)
         fields = ", ".join(f["name"] for f in d["fields"]) or "-"
         print(f"{name:<21} {d['summary']}  [{fields}]")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from skillit_ray.report import report
+
+    out = args.out or os.path.join(args.runs[0], "report")
+    written = report(args.runs, out)
+    print(f"wrote {written['index']} ({len(written) - 1} figures)")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
@@ -187,7 +206,14 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="skillit-ray", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train with a selection policy, round by round")
-    run.add_argument("config", help="YAML recipe, e.g. experiments/lego_pt.yaml")
+    run.add_argument("config", nargs="?", help="YAML recipe, e.g. experiments/lego_pt.yaml")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the run in RUN_DIR from its newest checkpoint (same config; --set may "
+        "change only what does not alter the run, e.g. train.max_failures)",
+    )
     run.add_argument(
         "--set",
         action="append",
@@ -198,6 +224,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run directory (default runs/<name>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no per-round lines")
     run.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="HTML page + PNGs for one run or many (by policy)")
+    rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (--out of run)")
+    rep.add_argument("--out", default=None, help="report directory (default RUN_DIR/report)")
+    rep.set_defaults(func=_cmd_report)
     sw = sub.add_parser("sweep", help="sweep config values (eta, T, ...) with Ray Tune")
     sw.add_argument("config")
     sw.add_argument(

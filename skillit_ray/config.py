@@ -83,6 +83,17 @@ class TrainConfig:
     use_gpu: bool = _f(False, "Train on GPUs (one per worker).")
     cpus_per_worker: int = _f(1, "CPUs reserved per worker; also the torch thread count.")
     seed: int = _f(0, "Run seed: model init, round plans and row order follow from it.")
+    checkpoint_every: int = _f(
+        1,
+        "Checkpoint (model, optimizer, LR schedule, sampler cursors, RNG, policy state and "
+        "history) every this many rounds; the last round is always checkpointed.",
+    )
+    keep_checkpoints: int = _f(2, "Checkpoints kept in storage (the newest ones).")
+    max_failures: int = _f(
+        0,
+        "Worker-group failures Ray Train recovers from by restoring the last checkpoint "
+        "(FailureConfig); 0 stops at the first. Use >= 1 on clusters with preemptible nodes.",
+    )
 
 
 @dataclass
@@ -276,6 +287,13 @@ def validate(cfg: Config) -> None:
     )
     _check(float(t.lr) > 0, f"train.lr must be > 0, got {t.lr}")
     _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
+    for name in ("checkpoint_every", "keep_checkpoints"):
+        v = getattr(t, name)
+        _check(isinstance(v, int) and v >= 1, f"train.{name} must be an integer >= 1, got {v!r}")
+    _check(
+        isinstance(t.max_failures, int) and t.max_failures >= -1,
+        f"train.max_failures must be an integer >= 0 (or -1: unlimited), got {t.max_failures!r}",
+    )
     if t.eval_every is not None:
         _check(
             isinstance(t.eval_every, int) and t.eval_every >= 1,
@@ -302,6 +320,12 @@ def validate(cfg: Config) -> None:
     sw = cfg.sweep
     _check(sw.scheduler in ("none", "asha"), f"sweep.scheduler: unknown '{sw.scheduler}'")
     _check(isinstance(sw.seeds, int) and sw.seeds >= 1, f"sweep.seeds must be >= 1, got {sw.seeds}")
+    if sw.budget_steps is not None:
+        _check(
+            isinstance(sw.budget_steps, int) and sw.budget_steps >= t.rounds,
+            f"sweep.budget_steps={sw.budget_steps!r} is fewer steps than train.rounds="
+            f"{t.rounds}: every round needs at least one step",
+        )
 
 
 def to_yaml(cfg: Config) -> str:

@@ -19,3 +19,11 @@ class GraphError(SkillitError):
 
 class PolicyError(SkillitError):
     """A policy is unknown, misconfigured, raised, or returned an invalid mixture."""
+
+
+class CheckpointError(SkillitError):
+    """A checkpoint is missing, unreadable, or does not match the run being resumed."""
+
+
+class TrainingError(SkillitError):
+    """Training stopped on its own: a non-finite eval loss names the round and skill."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
-import threading
 import time
 from dataclasses import asdict
 
 from skillit_ray import config as config_mod
 from skillit_ray.config import Config
-from skillit_ray.coordinator import OBS_FIELDS
-from skillit_ray.errors import SkillitError
+from skillit_ray.errors import CheckpointError, SkillitError, TrainingError
 from skillit_ray.mixture import PolicyContext
+from skillit_ray.progress import MetricsWriter
+from skillit_ray.train import checkpoint
 
 LOCAL_ENV = {
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
@@ -61,53 +62,6 @@ def default_out(cfg: Config) -> str:
     return os.path.join("runs", f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _fmt_round(rec: dict, rounds: int, t0: float) -> str:
-    loss = rec["eval_loss"]
-    acc = rec["eval_acc"]
-    mean = lambda d: sum(d.values()) / len(d) if d else float("nan")  # noqa: E731
-    short = lambda s: s.rsplit("/", 1)[-1]  # noqa: E731
-    mix = " ".join(f"{short(s)}={p:.2f}" for s, p in rec["mixture"].items())
-    acc_s = f" acc {mean(acc):.3f}" if acc else ""
-    loss_s = f" | eval loss {mean(loss):.4f}" if loss else ""
-    return (
-        f"round {rec['round'] + 1}/{rounds} step {rec['step']}{loss_s}"
-        f"{acc_s} | train loss {mean(rec['train_loss']):.4f} | mixture {mix} | "
-        f"{time.time() - t0:.1f}s"
-    )
-
-
-class MetricsWriter(threading.Thread):
-    """Streams round records from the coordinator into metrics.jsonl and prints one line each."""
-
-    KEYS = (*OBS_FIELDS, "row_filter", "next_mixture", "lr", "train_s", "eval_s", "consumed")
-
-    def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
-        super().__init__(daemon=True)
-        self.coord, self.path, self.rounds, self.t0, self.echo = coord, path, rounds, t0, echo
-        self.records: list[dict] = []
-        self.stop_event = threading.Event()
-
-    def poll(self, timeout: float) -> None:
-        import ray
-
-        new, _ = ray.get(self.coord.records.remote(len(self.records), timeout))
-        with open(self.path, "a") as fh:
-            for rec in new:
-                row = {k: rec[k] for k in self.KEYS if k in rec}
-                row["wall_s"] = rec["t_report"] - self.t0
-                fh.write(json.dumps(row) + "\n")
-                self.records.append(row)
-                if self.echo:
-                    print(_fmt_round(rec, self.rounds, self.t0), flush=True)
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.poll(1.0)
-            except Exception:  # the actor is gone once the run ends; the final poll reports it
-                time.sleep(0.5)
-
-
 def policy_ref(name: str):
     """What the coordinator needs to build the policy: its name, or, for a class registered
     with @register_policy in this process (a notebook, a test), the class itself by value,
@@ -143,12 +97,15 @@ def find_cause(exc: BaseException) -> SkillitError | None:
     return None
 
 
-def run(cfg: Config, out: str | None = None, echo: bool = True, callbacks=None) -> dict:
+def run(
+    cfg: Config, out: str | None = None, echo: bool = True, callbacks=None, resume: bool = False
+) -> dict:
     """Run one training job; returns the summary (also written to <out>/summary.json).
 
-    ``callbacks`` go to Ray Train's RunConfig (a sweep passes TuneReportCallback)."""
+    ``callbacks`` go to Ray Train's RunConfig (a sweep passes TuneReportCallback).
+    ``resume`` continues the run in ``out`` from its newest checkpoint (see ``resume_config``)."""
     try:
-        return _run(cfg, out, echo, callbacks or [])
+        return _run(cfg, out, echo, callbacks or [], resume)
     except Exception as exc:
         ours = find_cause(exc)
         if ours is not None and ours is not exc:
@@ -156,17 +113,73 @@ def run(cfg: Config, out: str | None = None, echo: bool = True, callbacks=None) 
         raise
 
 
-def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
+def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
+    """The config a run directory was started with (plus overrides), to resume it."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(os.path.join(run_dir, RUN_FILE)) or not os.path.exists(path):
+        raise CheckpointError(
+            f"{run_dir}: not a skillit-ray run directory (no {RUN_FILE} or config.yaml); "
+            "--resume takes the --out directory of an earlier run"
+        )
+    return config_mod.load(path, overrides)
+
+
+RUN_FILE = "run.json"
+
+
+def _run_identity(cfg: Config, out: str, resume: bool, t0: float) -> dict:
+    """Ray Train run name, storage and start time: new for a run, read back for a resume (a
+    fresh name per run, so a new run in an old directory never silently resumes the old one)."""
+    path = os.path.join(out, RUN_FILE)
+    if resume:
+        with open(path) as fh:
+            return json.load(fh)
+    storage = cfg.run.storage_path or os.path.join(out, "ray")
+    if "://" not in storage:  # a pyarrow filesystem URI goes to Ray Train as it is
+        storage = os.path.abspath(storage)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(t0))
+    ident = {
+        "run_name": f"{cfg.run.name}-{os.path.basename(out)}-{stamp}",
+        "storage": storage,
+        "t0": t0,
+    }
+    with open(path, "w") as fh:
+        json.dump(ident, fh, indent=1)
+    return ident
+
+
+def _check_resumable(ident: dict, fp: dict, rounds: int) -> int:
+    """The round the resumed run starts at, after checking the newest checkpoint fits."""
+    found = checkpoint.latest(ident["storage"], ident["run_name"])
+    if found is None:
+        raise CheckpointError(
+            f"no checkpoint of run '{ident['run_name']}' in {ident['storage']}: nothing to resume"
+        )
+    path, meta = found
+    checkpoint.check_fingerprint(meta.get("fingerprint", {}), fp, path)
+    if "://" not in ident["storage"]:  # every file readable, before workers start on it
+        checkpoint.read(path, mmap=True)
+    if meta.get("diverged"):
+        raise CheckpointError(
+            f"the newest checkpoint {path} holds a diverged state ({meta['diverged']}); "
+            "start a new run instead"
+        )
+    if meta["round"] + 1 >= rounds:
+        raise CheckpointError(f"run '{ident['run_name']}' already finished all {rounds} rounds")
+    return meta["round"] + 1
+
+
+def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool) -> dict:
     import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
 
     from skillit_ray.coordinator import Coordinator
     from skillit_ray.data.prepare import prepare
-    from skillit_ray.train.loop import RunMeta, train_loop_per_worker
+    from skillit_ray.train.loop import RunMeta
 
     t0 = time.time()
     out = os.path.abspath(out or cfg.run.out or default_out(cfg))
+    if resume:
+        resume_config(out)  # checks it is a run directory
     os.makedirs(out, exist_ok=True)
     data = prepare(cfg)
     if echo:
@@ -177,15 +190,25 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
             f"{cfg.train.num_workers} worker(s); starting Ray ...",
             flush=True,
         )
-    with open(os.path.join(out, "config.yaml"), "w") as fh:
-        fh.write(config_mod.to_yaml(cfg))
+    meta = RunMeta(
+        data.train_skills, data.eval_skills, data.vocab_size, data.max_len, data.with_accuracy
+    )
+    fp = checkpoint.fingerprint(cfg, meta)
+    ident = _run_identity(cfg, out, resume, t0)
+    if resume:
+        start = _check_resumable(ident, fp, cfg.train.rounds)
+        t0 = ident["t0"]
+        if echo:
+            print(f"resuming {ident['run_name']} at round {start + 1}", flush=True)
+    else:
+        with open(os.path.join(out, "config.yaml"), "w") as fh:
+            fh.write(config_mod.to_yaml(cfg))
     metrics_path = os.path.join(out, "metrics.jsonl")
-    open(metrics_path, "w").close()
+    if not resume:  # a resume rewrites it once the checkpoint's history is back
+        open(metrics_path, "w").close()
     ensure_ray(cfg)
     if cfg.policy.params.get("graph") == "learn":
-        from skillit_ray.graph_learning import with_learned_graph
-
-        cfg = with_learned_graph(cfg, out, echo)
+        cfg = _graph_for(cfg, out, echo, resume)
     t = cfg.train
     ctx = PolicyContext(
         data.train_skills,
@@ -197,26 +220,38 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
         t.seed,
         data.train.rows_per_skill,
     )
-    coord = Coordinator.remote(policy_ref(cfg.policy.name), cfg.policy.params, ctx)
-    needs = tuple(ray.get(coord.needs.remote()))  # policy errors surface here, before training
-    datasets = data.datasets(cfg.data.tokenizer)
-    if "difficulty" in needs:
-        datasets["train"] = _score_difficulty(cfg, data, datasets["train"], coord)
-    meta = RunMeta(
-        data.train_skills,
-        data.eval_skills,
-        data.vocab_size,
-        data.max_len,
-        data.with_accuracy,
-        needs,
+    run_name = ident["run_name"]
+    coord = Coordinator.options(name=f"skillit-coordinator-{run_name}").remote(
+        policy_ref(cfg.policy.name), cfg.policy.params, ctx
     )
-    run_name = f"{cfg.run.name}-{os.path.basename(out)}"
-    storage = cfg.run.storage_path or os.path.join(out, "ray")
-    if "://" not in storage:  # a pyarrow filesystem URI goes to Ray Train as it is
-        storage = os.path.abspath(storage)
+    try:
+        return _fit(cfg, out, echo, callbacks, data, meta, fp, ident, coord, t0)
+    finally:
+        ray.kill(coord)
+
+
+def _fit(cfg, out, echo, callbacks, data, meta, fp, ident, coord, t0) -> dict:
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from skillit_ray.train.loop import train_loop_per_worker
+
+    t = cfg.train
+    run_name, storage = ident["run_name"], ident["storage"]
+    meta.needs = tuple(ray.get(coord.needs.remote()))  # policy errors surface before training
+    datasets = data.datasets(cfg.data.tokenizer)
+    if "difficulty" in meta.needs:
+        datasets["train"] = _score_difficulty(cfg, data, datasets["train"], coord)
+    metrics_path = os.path.join(out, "metrics.jsonl")
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.to_dict(), "meta": asdict(meta), "coordinator": coord},
+        train_loop_config={
+            "config": cfg.to_dict(),
+            "meta": asdict(meta),
+            "coordinator": coord,
+            "fingerprint": fp,
+        },
         scaling_config=ScalingConfig(
             num_workers=t.num_workers,
             use_gpu=t.use_gpu,
@@ -226,6 +261,8 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
             name=run_name,
             storage_path=storage,
             callbacks=callbacks,
+            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=t.max_failures),
         ),
         datasets=datasets,
     )
@@ -240,12 +277,18 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list) -> dict:
     t_done = time.time()
     writer.poll(0.0)
     _save_outputs(out, result, ray.get(coord.ranks.remote()))
-    summary = _summary(cfg, writer.records, result.return_value or {}, t0, t_fit, t_done)
+    ret = result.return_value or {}
+    summary = _summary(cfg, writer.records, ret, t0, t_fit, t_done)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
     if cfg.run.storage_path:  # a multi-node run keeps its outputs beside its checkpoints
         _mirror(out, storage, run_name)
-    ray.kill(coord)
+    if ret.get("stopped"):
+        where = result.checkpoint.path if result.checkpoint else storage
+        raise TrainingError(
+            f"{ret['stopped']}. Stopped; the rounds before it are in {metrics_path}, the "
+            f"diverged state in checkpoint {where}"
+        )
     if echo:
         print(
             f"done: {len(writer.records)} rounds in {summary['wall_s']:.1f}s; "
@@ -271,10 +314,26 @@ def _mirror(out: str, storage: str, run_name: str) -> None:
             pafs.copy_files(src, f"{dest}/{name}", destination_filesystem=fs)
 
 
+def _graph_for(cfg: Config, out: str, echo: bool, resume: bool) -> Config:
+    """``graph: learn``: learn it now, or on resume reuse the graph the run learned."""
+    from skillit_ray.graph_learning import with_learned_graph
+
+    learned = os.path.join(out, "graph.json")
+    if resume and os.path.exists(learned):
+        cfg = config_mod.from_dict(cfg.to_dict())
+        cfg.policy.params["graph"] = learned
+        return cfg
+    return with_learned_graph(cfg, out, echo)
+
+
 def _save_outputs(out: str, result, ranks: list[dict]) -> None:
-    """The final model (from Ray Train's checkpoint storage) and the per-rank record."""
-    if result.checkpoint is not None:
-        result.checkpoint.to_directory(os.path.join(out, "model"))
+    """The final model (from the last checkpoint in Ray Train's storage), per-rank records."""
+    ckpt = result.checkpoint
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            src = os.path.join(d, "model")
+            if os.path.isdir(src):
+                shutil.copytree(src, os.path.join(out, "model"), dirs_exist_ok=True)
     with open(os.path.join(out, "ranks.jsonl"), "w") as fh:
         for rec in ranks:
             fh.write(json.dumps(rec) + "\n")
@@ -319,6 +378,7 @@ def _summary(
         "samples": {s: sum(r["samples"][s] for r in records) for s in last.get("samples", {})},
         "wall_s": time.time() - t0,
         "fit_s": t_done - t_fit,
+        "start_round": ret.get("start_round", 0),
     }
     if ret:
         out.update(

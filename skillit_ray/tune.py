@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import itertools
 import json
 import os
 import time
@@ -80,9 +81,69 @@ def trial_config(base: dict, params: dict, budget_steps: int | None) -> Config:
     for key, value in params.items():
         config_mod.set_key(cfg, key, value, "sweep")
     if budget_steps:  # T changes at a fixed total budget: steps per round follow
-        cfg.train.steps_per_round = max(1, budget_steps // cfg.train.rounds)
+        if budget_steps < cfg.train.rounds:
+            raise ConfigError(
+                f"sweep: budget_steps={budget_steps} is fewer steps than train.rounds="
+                f"{cfg.train.rounds} in trial {params}: every round needs at least one step"
+            )
+        cfg.train.steps_per_round = budget_steps // cfg.train.rounds
     config_mod.validate(cfg)
     return cfg
+
+
+def check_grid(spec: SweepSpec) -> None:
+    """Build every grid point's config before any trial starts, so a bad value (e.g. more
+    rounds than budget steps) is one clear error instead of a failed trial."""
+    grid = {}
+    for key, value in spec.params.items():
+        if isinstance(value, dict) and next(iter(value), None) in ("grid", "choice"):
+            value = next(iter(value.values()))
+        if isinstance(value, list):
+            grid[key] = value
+    for point in itertools.product(*grid.values()):
+        trial_config(spec.base, dict(zip(grid, point, strict=True)), spec.budget_steps)
+
+
+def count_trials(spec: SweepSpec) -> int:
+    n = spec.num_samples * spec.seeds
+    for value in spec.params.values():
+        if isinstance(value, dict) and next(iter(value), None) == "grid":
+            value = next(iter(value.values()))
+        if isinstance(value, list):
+            n *= len(value)
+    return n
+
+
+def _progress(total: int, metric: str):
+    """A Tune callback printing each finished trial with its metric, elapsed time and ETA."""
+    from ray import tune
+
+    from skillit_ray.progress import fmt_duration
+
+    class SweepProgress(tune.Callback):
+        def __init__(self):
+            self.t0, self.done = time.time(), 0
+
+        def _line(self, trial, what: str) -> None:
+            self.done += 1
+            elapsed = time.time() - self.t0
+            eta = elapsed / self.done * (total - self.done)
+            params = ", ".join(f"{k}={v}" for k, v in (trial.config or {}).items())
+            value = (trial.last_result or {}).get(metric)
+            shown = f"{metric} {value:.4f}" if isinstance(value, float) else "no metric"
+            print(
+                f"sweep: trial {self.done}/{total} {what} ({params}): {shown} | "
+                f"{fmt_duration(elapsed)} elapsed, ETA {fmt_duration(eta)}",
+                flush=True,
+            )
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._line(trial, "done")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "failed")
+
+    return SweepProgress()
 
 
 def _trainable(spec: SweepSpec, sweep_dir: str):
@@ -110,6 +171,7 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    check_grid(spec)
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
     # Tune's console reporter ignores verbose=0 unless the legacy output engine is chosen.
@@ -141,7 +203,12 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
             num_samples=spec.num_samples,
             max_concurrent_trials=concurrent,
         ),
-        run_config=tune.RunConfig(name="tune", storage_path=os.path.join(out, "ray"), verbose=0),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=os.path.join(out, "ray"),
+            verbose=0,
+            callbacks=[_progress(count_trials(spec), spec.metric)] if echo else [],
+        ),
     )
     grid = tuner.fit()
     rows = _rows(grid, spec)

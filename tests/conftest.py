@@ -62,3 +62,26 @@ def tiny_lego(cache_dir: str, **train) -> dict:
         "train": t,
         "policy": {"name": "skillit", "params": {"eta": 0.5}},
     }
+
+
+ROUNDS = 5
+
+
+def recipe(cache_dir: str, **train):
+    """tiny_lego with 5 rounds of 40 steps, checkpointed every round (a round takes ~2 s on
+    CPU: long enough to kill a worker in the middle of one)."""
+    from skillit_ray import config
+
+    t = {"rounds": ROUNDS, "steps_per_round": 40, "eval_every": 20, "checkpoint_every": 1}
+    t.update(train)
+    return config.from_dict(tiny_lego(cache_dir, **t))
+
+
+@pytest.fixture(scope="session")
+def checkpointed_run(ray_session, cache_dir, tmp_path_factory) -> str:
+    """The run directory of an uninterrupted 5-round run (the reference for resume tests)."""
+    from skillit_ray import launch
+
+    out = str(tmp_path_factory.mktemp("clean"))
+    launch.run(recipe(cache_dir), out=out, echo=False)
+    return out

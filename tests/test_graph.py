@@ -43,6 +43,7 @@ def test_name_checks_say_what_is_missing(tmp_path):
     [
         ({"train_skills": ["a"], "eval_skills": ["a", "b"], "matrix": [[1.0]]}, "shape (1, 1)"),
         ({"train_skills": ["a"], "eval_skills": ["a"], "matrix": [[float("nan")]]}, "finite"),
+        ({"train_skills": ["a"], "eval_skills": ["a"], "matrix": [[float("inf")]]}, "finite"),
         ({"train_skills": ["a"], "matrix": [[1.0]]}, "lacks field(s) ['eval_skills']"),
     ],
 )

@@ -5,6 +5,8 @@ It has no knowledge of which policy runs: the coordinator actor hands it mixture
 
 from __future__ import annotations
 
+import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,7 +20,9 @@ import torch.distributed as dist
 from skillit_ray.config import from_dict
 from skillit_ray.data.plan import make_plan
 from skillit_ray.data.store import SkillSampler, SkillStore
+from skillit_ray.errors import CheckpointError
 from skillit_ray.model import build_model
+from skillit_ray.train import checkpoint
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, optimizer_step
 from skillit_ray.train.loss import token_losses
@@ -75,12 +79,22 @@ class Worker:
         t = self.cfg.train
         torch.set_num_threads(t.cpus_per_worker)
         torch.manual_seed(t.seed)  # same init on every rank; DDP broadcasts rank 0's anyway
+        self.fingerprint = loop_config["fingerprint"]
+        self.restored = self._load_checkpoint()
         model = build_model(self.cfg.model, self.meta.vocab_size, self.meta.max_len)
+        state = self.restored[0] if self.restored else None
+        if state:
+            model.load_state_dict(state["model"])
         self.model = ray.train.torch.prepare_model(model)
         self.device = ray.train.torch.get_device()
         self.raw_model = getattr(self.model, "module", self.model)
         self.opt = build_optimizer(self.model, float(t.lr), t.weight_decay)
         self.sched = build_scheduler(self.opt, t.warmup_steps, self.cfg.total_steps)
+        self.step, self.start_round = 0, 0
+        if state:
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            self.step, self.start_round = state["step"], self.restored[3]["round"] + 1
         self.t_model = time.time()
         self.train_store = _drain("train", self.meta.train_skills)
         self.t_train_drained = time.time()
@@ -88,7 +102,23 @@ class Worker:
         self.drain_s = time.time() - self.t_model
         sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
-        self.step = 0
+        if state:
+            self.sampler.load_state_dict(self.restored[1][self.rank])
+
+    def _load_checkpoint(self):
+        """(state, ranks, coordinator, meta) of Ray Train's latest checkpoint, or None."""
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return None
+        with ckpt.as_directory() as d:
+            restored = checkpoint.read(d)
+        meta = restored[3]
+        checkpoint.check_fingerprint(meta["fingerprint"], self.fingerprint, ckpt.path)
+        if meta.get("diverged"):
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} holds a diverged state: {meta['diverged']}"
+            )
+        return restored
 
     def _rows(self, skill: str, c: int, row_filter, r: int) -> np.ndarray:
         if row_filter is None:
@@ -194,37 +224,75 @@ class Worker:
             }
         return rec
 
-    def _report(self, record: dict, last: bool) -> None:
-        """One report per round on every rank (a barrier); the last carries the final model."""
+    def _report(self, record: dict, save: bool, final: bool = False, diverged=None) -> None:
+        """One report per round on every rank (a barrier); ``save`` attaches a checkpoint."""
         metrics = round_metrics(record)
-        if not last:
+        if not save:
             ray.train.report(metrics)
             return
+        mine = {"sampler": self.sampler.state_dict(), "rng": torch.get_rng_state()}
+        gathered = [mine]
+        if _distributed():
+            gathered = [None] * self.world
+            dist.all_gather_object(gathered, mine)
         with tempfile.TemporaryDirectory() as d:
             ckpt = None
             if self.rank == 0:
-                self.raw_model.save_pretrained(d)
+                state = {
+                    "model": self.raw_model.state_dict(),
+                    "optimizer": self.opt.state_dict(),
+                    "scheduler": self.sched.state_dict(),
+                    "step": self.step,
+                    "rng": [g["rng"] for g in gathered],
+                }
+                meta = {
+                    "round": record["round"],
+                    "step": self.step,
+                    "diverged": diverged,
+                    "fingerprint": self.fingerprint,
+                }
+                snap = ray.get(self.coord.snapshot.remote())
+                checkpoint.write(d, state, [g["sampler"] for g in gathered], snap, meta)
+                if final:
+                    self.raw_model.save_pretrained(os.path.join(d, "model"))
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=ckpt)
 
-    def run(self) -> dict:
-        t_loop = time.time()
-        if "initial_loss" in self.meta.needs:
+    def _start(self) -> dict:
+        """Round ``start_round``'s mixture, after putting the coordinator in step with the
+        checkpoint (or, on a first start, giving it the signals it needs for round 0)."""
+        if self.rank == 0:
+            snap = self.restored[2] if self.restored else None
+            ray.get(self.coord.restore.remote(snap))
+        if self.restored:
+            torch.set_rng_state(self.restored[0]["rng"][self.rank])
+        elif "initial_loss" in self.meta.needs:
             initial = self._eval()["loss"]
             if self.rank == 0:
                 ray.get(self.coord.set_initial.remote(initial))
-        mix = ray.get(self.coord.get_mixture.remote(0))
-        train_s = 0.0
-        for r in range(self.cfg.train.rounds):
+        return ray.get(self.coord.get_mixture.remote(self.start_round))
+
+    def run(self) -> dict:
+        t_loop = time.time()
+        mix = self._start()
+        t, train_s, stopped = self.cfg.train, 0.0, None
+        for r in range(self.start_round, t.rounds):
             record = self._round(r, mix)
             train_s += record["train_s"]
             ray.get(self.coord.rank_round.remote(self._rank_record(r, mix)))
+            stopped = non_finite(record)
+            if stopped:  # all ranks see the same all-reduced losses, so all stop here
+                if self.rank == 0:
+                    ray.get(self.coord.stopped.remote(record, stopped))
+                self._report(record, save=True, diverged=stopped)
+                break
             if self.rank == 0:
                 ray.get(self.coord.report.remote(record))
-            self._report(record, last=r + 1 == self.cfg.train.rounds)
-            if r + 1 < self.cfg.train.rounds:
+            last = r + 1 == t.rounds
+            self._report(record, save=last or (r + 1) % t.checkpoint_every == 0, final=last)
+            if not last:
                 mix = ray.get(self.coord.get_mixture.remote(r + 1))
-        samples = self.cfg.total_steps * self.cfg.train.batch_size
+        samples = (t.rounds - self.start_round) * t.steps_per_round * t.batch_size
         return {
             "t_enter": self.t_enter,
             "t_model": self.t_model,
@@ -234,7 +302,22 @@ class Worker:
             "drain_s": self.drain_s,
             "train_s": train_s,
             "train_samples_per_s": samples / train_s if train_s else 0.0,
+            "start_round": self.start_round,
+            "stopped": stopped,
         }
+
+
+def non_finite(record: dict) -> str | None:
+    """The first non-finite eval (or train) loss of a round, said for the user."""
+    for kind in ("eval_loss", "train_loss"):
+        for skill, v in record[kind].items():
+            if not math.isfinite(v):
+                return (
+                    f"round {record['round'] + 1} (step {record['step']}): "
+                    f"{kind.replace('_', ' ')} of skill '{skill}' is {v}; training diverged "
+                    "(try a lower train.lr or train.grad_clip > 0)"
+                )
+    return None
 
 
 def train_loop_per_worker(loop_config: dict) -> dict:

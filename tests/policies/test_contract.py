@@ -1,12 +1,22 @@
 """The plugin contract, checked for every registered policy (third-party ones included)."""
 
 import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pytest
 
-from skillit_ray.mixture import Observation, PolicyContext, validate_mixture
-from skillit_ray.policy import SIGNALS, available, build_policy, get_policy_class
+from skillit_ray.coordinator import CoordinatorImpl
+from skillit_ray.errors import PolicyError
+from skillit_ray.mixture import Mixture, Observation, PolicyContext, validate_mixture
+from skillit_ray.policy import (
+    SIGNALS,
+    Policy,
+    available,
+    build_policy,
+    get_policy_class,
+    register_policy,
+)
 
 TRAIN = ("s1", "s2", "s3", "s4")
 CTX = dict(
@@ -97,3 +107,45 @@ def test_state_dict_round_trip(name):
     b.load_state_dict(state)
     for o in obs[5:]:
         assert np.allclose(a.update(o).probs, b.update(o).probs)
+
+
+@register_policy("test_raises_in_update")
+class RaisesInUpdate(Policy):
+    """A plugin with a bug: init works, update raises."""
+
+    @dataclass
+    class Config:
+        pass
+
+    def init(self, ctx):
+        return Mixture.uniform(ctx.train_skills)
+
+    def update(self, obs):
+        raise KeyError("skill_typo")
+
+
+def record(obs: Observation) -> dict:
+    return dict(asdict(obs), mixture={s: 0.25 for s in TRAIN})
+
+
+def test_plugin_raising_is_named():
+    coord = CoordinatorImpl("test_raises_in_update", {}, context())
+    with pytest.raises(PolicyError) as err:
+        coord.report(record(next(observations(1, seed=0))))
+    assert "policy 'test_raises_in_update' raised in update(): KeyError: 'skill_typo'" in str(
+        err.value
+    )
+
+
+def test_coordinator_snapshot_restores_the_same_future():
+    """A coordinator restored from a JSON round trip of its snapshot continues identically."""
+    obs = [record(o) for o in observations(6, seed=4)]
+    a = CoordinatorImpl("skillit", {"eta": 0.8}, context())
+    for o in obs[:3]:
+        a.report(o)
+    b = CoordinatorImpl("skillit", {"eta": 0.8}, context())
+    b.restore(json.loads(json.dumps(a.snapshot())))
+    assert [h["round"] for h in b.history] == [0, 1, 2]
+    assert np.array_equal(a.mixtures[3].probs, b.mixtures[3].probs)
+    for o in obs[3:]:
+        assert np.allclose(a.report(o)["probs"], b.report(o)["probs"])

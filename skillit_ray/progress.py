@@ -1,0 +1,100 @@
+"""Live progress of a run: round records stream from the coordinator into metrics.jsonl and
+one printed line per round."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from skillit_ray.coordinator import OBS_FIELDS
+
+
+def mixture_summary(mixture: dict[str, float], top: int = 6) -> str:
+    """The heaviest skills of a mixture, short names first; the rest counted."""
+    items = sorted(mixture.items(), key=lambda kv: -kv[1])
+    text = " ".join(f"{s.rsplit('/', 1)[-1]}={p:.2f}" for s, p in items[:top])
+    return text + (f" (+{len(items) - top} more)" if len(items) > top else "")
+
+
+def fmt_duration(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _fmt_round(rec: dict, rounds: int, elapsed: float, per_round: float | None) -> str:
+    """round, step, losses, training steps/s, elapsed and ETA, mixture summary."""
+    loss, acc = rec["eval_loss"], rec["eval_acc"]
+    mean = lambda d: sum(d.values()) / len(d) if d else float("nan")  # noqa: E731
+    acc_s = f" acc {mean(acc):.3f}" if acc else ""
+    loss_s = f" | eval loss {mean(loss):.4f}" if loss else ""
+    steps = rec["step"] - (rec.get("prev_step") or 0)
+    rate = f" | {steps / rec['train_s']:.1f} steps/s" if rec.get("train_s") else ""
+    left = rounds - rec["round"] - 1
+    eta = f" ETA {fmt_duration(per_round * left)}" if per_round and left else ""
+    return (
+        f"round {rec['round'] + 1}/{rounds} step {rec['step']}{loss_s}{acc_s}"
+        f" | train loss {mean(rec['train_loss']):.4f}{rate} | {fmt_duration(elapsed)}{eta}"
+        f" | mixture {mixture_summary(rec['mixture'])}"
+    )
+
+
+class MetricsWriter(threading.Thread):
+    """Streams round records from the coordinator into metrics.jsonl and prints one line each.
+
+    When the coordinator is rolled back to a checkpoint (a restarted worker group, a resumed
+    run) the file is rewritten from its history, so no round appears twice."""
+
+    KEYS = (
+        *OBS_FIELDS,
+        "row_filter",
+        "next_mixture",
+        "lr",
+        "train_s",
+        "eval_s",
+        "consumed",
+        "stopped",
+    )
+
+    def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
+        super().__init__(daemon=True)
+        self.coord, self.path, self.rounds, self.t0, self.echo = coord, path, rounds, t0, echo
+        self.records: list[dict] = []
+        self.generation = 0
+        self.gaps: list[float] = []
+        self.stop_event = threading.Event()
+
+    def poll(self, timeout: float) -> None:
+        import ray
+
+        got = ray.get(self.coord.records.remote(len(self.records), timeout, self.generation))
+        if got["generation"] != self.generation:
+            self.generation, self.records, self.gaps = got["generation"], [], []
+            open(self.path, "w").close()
+            if self.echo:
+                last = got["records"][-1]["round"] + 1 if got["records"] else 0
+                print(f"restored from a checkpoint: continuing after round {last}", flush=True)
+        with open(self.path, "a") as fh:
+            for rec in got["records"]:
+                row = {k: rec[k] for k in self.KEYS if k in rec}
+                row["wall_s"] = rec["t_report"] - self.t0
+                fh.write(json.dumps(row) + "\n")
+                self.records.append(row)
+                if self.echo and "stopped" not in rec:
+                    self._print(rec)
+
+    def _print(self, rec: dict) -> None:
+        """Per-round wall time from consecutive reports (start-up excluded) gives the ETA."""
+        prev = self.records[-2] if len(self.records) > 1 else None
+        rec = {**rec, "prev_step": prev["step"] if prev else 0}
+        if prev is not None:
+            self.gaps.append(rec["t_report"] - self.t0 - prev["wall_s"])
+        per_round = sum(self.gaps) / len(self.gaps) if self.gaps else None
+        print(_fmt_round(rec, self.rounds, time.time() - self.t0, per_round), flush=True)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.poll(1.0)
+            except Exception:  # the actor restarts or is gone; the final poll reports it
+                time.sleep(0.5)

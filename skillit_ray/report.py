@@ -1,0 +1,219 @@
+"""``skillit-ray report``: one HTML page and PNGs for one run or many (grouped by policy).
+
+Per policy group: the mixture over rounds (stacked area, mean over the group's runs), per-skill
+eval loss and accuracy against steps (mean line, min-max band over seeds), rows drawn per skill,
+and the skills graph the runs used. Every PNG has a fixed pixel size (``SIZE``) so pages line up.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skillit_ray.errors import DataError
+
+SIZE = (1200, 700)  # pixels of every PNG
+DPI = 100
+
+
+@dataclass
+class RunData:
+    path: str
+    policy: str
+    seed: int
+    rows: list[dict]
+    summary: dict
+    graph: str | None = None
+    skills: list[str] = field(default_factory=list)
+
+
+def load_run(path: str) -> RunData:
+    """A run directory's config, metrics and summary; errors name the file."""
+    import yaml
+
+    metrics = os.path.join(path, "metrics.jsonl")
+    try:
+        with open(os.path.join(path, "config.yaml")) as fh:
+            cfg = yaml.safe_load(fh)
+        with open(metrics) as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable run directory ({exc})") from None
+    rows = [r for r in rows if "stopped" not in r]
+    if not rows:
+        raise DataError(f"{metrics}: no finished rounds to report")
+    summary = {}
+    if os.path.exists(os.path.join(path, "summary.json")):
+        with open(os.path.join(path, "summary.json")) as fh:
+            summary = json.load(fh)
+    graph = os.path.join(path, "graph.json")
+    if not os.path.exists(graph):
+        graph = cfg.get("policy", {}).get("params", {}).get("graph")
+        graph = graph if isinstance(graph, str) and os.path.exists(graph) else None
+    return RunData(
+        path,
+        cfg["policy"]["name"],
+        cfg["train"].get("seed", 0),
+        rows,
+        summary,
+        graph,
+        list(rows[0]["mixture"]),
+    )
+
+
+def _curves(runs: list[RunData], key: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Steps and, per skill, an array (runs x rounds) of a per-round metric."""
+    n = min(len(r.rows) for r in runs)
+    steps = np.array([row["step"] for row in runs[0].rows[:n]])
+    skills = sorted({s for r in runs for row in r.rows for s in row[key]})
+    vals = {
+        s: np.array([[row[key].get(s, np.nan) for row in r.rows[:n]] for r in runs]) for s in skills
+    }
+    return steps, vals
+
+
+def _fig(nplots: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(nplots, 3)
+    rows = -(-nplots // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(SIZE[0] / DPI, SIZE[1] / DPI), dpi=DPI, squeeze=False
+    )
+    for ax in axes.flat[nplots:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:nplots])
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)  # no bbox_inches: the size stays SIZE
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def plot_mixtures(groups: dict[str, list[RunData]], path: str) -> None:
+    fig, axes = _fig(len(groups))
+    for ax, (policy, runs) in zip(axes, groups.items(), strict=True):
+        _, mix = _curves(runs, "mixture")
+        rounds = np.arange(1, next(iter(mix.values())).shape[1] + 1)
+        ax.stackplot(rounds, *[m.mean(0) for m in mix.values()], labels=list(mix), step="post")
+        ax.set(title=f"{policy} (n={len(runs)})", xlabel="round", ylabel="mixture", ylim=(0, 1))
+    axes[0].legend(fontsize=7, loc="upper left")
+    _save(fig, path)
+
+
+def plot_metric(groups: dict[str, list[RunData]], key: str, label: str, path: str) -> None:
+    """One panel per skill; one line per policy (mean over runs) with a min-max band."""
+    curves = {p: _curves(runs, key) for p, runs in groups.items()}
+    skills = sorted({s for _, vals in curves.values() for s in vals})
+    fig, axes = _fig(len(skills))
+    for ax, skill in zip(axes, skills, strict=True):
+        for policy, (steps, vals) in curves.items():
+            if skill not in vals:
+                continue
+            v = vals[skill]
+            ax.plot(steps, np.nanmean(v, 0), label=policy)
+            if len(v) > 1:
+                ax.fill_between(steps, np.nanmin(v, 0), np.nanmax(v, 0), alpha=0.2)
+        ax.set(title=skill, xlabel="step", ylabel=label)
+    axes[0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_samples(groups: dict[str, list[RunData]], path: str) -> None:
+    fig, (ax,) = _fig(1)
+    skills = sorted({s for runs in groups.values() for r in runs for s in r.skills})
+    width = 0.8 / len(groups)
+    for i, (policy, runs) in enumerate(groups.items()):
+        drawn = [[sum(x["samples"].get(s, 0) for x in r.rows) for s in skills] for r in runs]
+        totals = np.mean(drawn, axis=0)
+        ax.bar(np.arange(len(skills)) + i * width, totals, width, label=policy)
+    ax.set_xticks(np.arange(len(skills)) + 0.4 - width / 2, skills, rotation=20, fontsize=8)
+    ax.set(ylabel="rows drawn (mean over runs)", title="samples per skill")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_graph(graph_path: str, path: str) -> None:
+    from skillit_ray.graph import SkillsGraph
+
+    fig, (ax,) = _fig(1)
+    g = SkillsGraph.load(graph_path)
+    im = ax.imshow(g.matrix, cmap="viridis")
+    ax.set_xticks(range(len(g.eval_skills)), g.eval_skills, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(g.train_skills)), g.train_skills, fontsize=8)
+    ax.set(xlabel="eval skill", ylabel="train skill", title=os.path.basename(graph_path))
+    fig.colorbar(im, ax=ax)
+    _save(fig, path)
+
+
+def _final(r: RunData, key: str) -> float:
+    vals = r.rows[-1][key]
+    return float(np.mean(list(vals.values()))) if vals else float("nan")
+
+
+def _table(groups: dict[str, list[RunData]]) -> str:
+    head = "<tr><th>policy</th><th>run</th><th>seed</th><th>rounds</th><th>steps</th>"
+    head += "<th>final mean eval loss</th><th>final mean eval acc</th><th>wall s</th></tr>"
+    body = []
+    for policy, runs in groups.items():
+        for r in runs:
+            cells = [
+                policy,
+                r.path,
+                r.seed,
+                len(r.rows),
+                r.rows[-1]["step"],
+                f"{_final(r, 'eval_loss'):.4f}",
+                f"{_final(r, 'eval_acc'):.3f}",
+                f"{r.summary.get('wall_s', float('nan')):.1f}",
+            ]
+            tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+            body.append(f"<tr>{tds}</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def report(run_dirs: list[str], out: str) -> dict[str, str]:
+    """Write index.html and the PNGs to ``out``; returns {name: path} of what was written."""
+    runs = [load_run(p) for p in run_dirs]
+    groups: dict[str, list[RunData]] = {}
+    for r in runs:
+        groups.setdefault(r.policy, []).append(r)
+    os.makedirs(out, exist_ok=True)
+    pngs = {"mixture": "mixture over rounds", "eval_loss": "per-skill eval loss"}
+    plot_mixtures(groups, os.path.join(out, "mixture.png"))
+    plot_metric(groups, "eval_loss", "eval loss", os.path.join(out, "eval_loss.png"))
+    if any(r.rows[-1]["eval_acc"] for r in runs):
+        plot_metric(groups, "eval_acc", "eval accuracy", os.path.join(out, "eval_acc.png"))
+        pngs["eval_acc"] = "per-skill eval accuracy"
+    plot_samples(groups, os.path.join(out, "samples.png"))
+    pngs["samples"] = "rows drawn per skill"
+    graph = next((r.graph for r in runs if r.graph), None)
+    if graph:
+        plot_graph(graph, os.path.join(out, "graph.png"))
+        pngs["graph"] = "skills graph"
+    figures = "".join(
+        f'<h2>{html.escape(title)}</h2><img src="{name}.png" width="{SIZE[0]}">'
+        for name, title in pngs.items()
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>skillit-ray report</title>"
+        "<style>body{font-family:sans-serif} td,th{padding:2px 8px;border-bottom:1px solid #ccc}"
+        "</style></head><body><h1>skillit-ray report</h1>"
+        f"{_table(groups)}{figures}</body></html>"
+    )
+    index = os.path.join(out, "index.html")
+    with open(index, "w") as fh:
+        fh.write(page)
+    written = {name: os.path.join(out, f"{name}.png") for name in pngs}
+    written["index"] = index
+    return written

@@ -1,0 +1,53 @@
+"""`skillit-ray report` on real run directories: the page names every PNG, each a valid image
+of the fixed size; several runs of one policy become one group with a spread."""
+
+import re
+import struct
+
+import numpy as np
+
+from skillit_ray import cli, launch, report
+from skillit_ray.graph import SkillsGraph
+from tests.conftest import recipe
+
+
+def png_size(path) -> tuple[int, int]:
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_report_of_one_run(checkpointed_run, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert cli.main(["report", checkpointed_run, "--out", str(out)]) == 0
+    assert "index.html" in capsys.readouterr().out
+    page = (out / "index.html").read_text()
+    shown = re.findall(r'<img src="([^"]+)"', page)
+    assert set(shown) == {"mixture.png", "eval_loss.png", "eval_acc.png", "samples.png"}
+    for name in shown:
+        assert png_size(out / name) == report.SIZE
+    assert checkpointed_run in page and "skillit" in page
+
+
+def test_report_groups_runs_by_policy(checkpointed_run, ray_session, cache_dir, tmp_path):
+    """Two seeds of one policy: one group, mean line and min-max band over both runs."""
+    second = str(tmp_path / "seed1")
+    launch.run(recipe(cache_dir, rounds=2, seed=1), out=second, echo=False)
+    runs = [report.load_run(p) for p in (checkpointed_run, second)]
+    steps, vals = report._curves(runs, "eval_loss")
+    assert steps.tolist() == [40, 80]  # cut to the shorter run
+    assert all(v.shape == (2, 2) for v in vals.values())
+    written = report.report([checkpointed_run, second], str(tmp_path / "both"))
+    page = open(written["index"]).read()
+    assert page.count("<td>skillit</td>") == 2 and second in page
+    for name, path in written.items():
+        if name != "index":
+            assert png_size(path) == report.SIZE
+
+
+def test_graph_heatmap_size(tmp_path):
+    g = SkillsGraph(("a", "b", "c"), ("a", "b", "c"), np.eye(3) * 0.5 + 0.1)
+    g.save(str(tmp_path / "g.json"))
+    report.plot_graph(str(tmp_path / "g.json"), str(tmp_path / "g.png"))
+    assert png_size(tmp_path / "g.png") == report.SIZE
