@@ -110,7 +110,13 @@ def main() -> None:
     ks = [int(k) for k in args.skills.split(",")]
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+    )
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for k in ks:

@@ -43,6 +43,11 @@ class DataConfig:
     max_length: int | None = _f(
         None, "Rows are truncated/padded to this many tokens; None: the manifest's value or 128."
     )
+    memory_budget_mb: float | None = _f(
+        None,
+        "Per-worker memory for each split's token arrays; a larger split spills to "
+        "memory-mapped files in a temporary directory. None: everything in memory.",
+    )
     train_skills: list | None = _f(None, "Train skills to use; None: every skill in the data.")
     eval_skills: list | None = _f(None, "Eval skills to measure; None: every skill in eval data.")
     natural_proportions: dict | None = _f(

@@ -392,6 +392,8 @@ def _summary(
                 "teardown_s": t_done - ret["t_end"],
                 "train_s": ret["train_s"],
                 "train_samples_per_s": ret["train_samples_per_s"],
+                "worker_rss_after_model_mb": ret.get("rss_model_mb"),
+                "worker_peak_rss_mb": ret.get("peak_rss_mb"),
             }
         )
     return out

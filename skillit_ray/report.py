@@ -104,8 +104,10 @@ def plot_mixtures(groups: dict[str, list[RunData]], path: str) -> None:
     fig, axes = _fig(len(groups))
     for ax, (policy, runs) in zip(axes, groups.items(), strict=True):
         _, mix = _curves(runs, "mixture")
-        rounds = np.arange(1, next(iter(mix.values())).shape[1] + 1)
-        ax.stackplot(rounds, *[m.mean(0) for m in mix.values()], labels=list(mix), step="post")
+        # round r's mixture spans [r, r + 1): repeat the last value so it has a width too
+        means = [np.append(m.mean(0), m.mean(0)[-1]) for m in mix.values()]
+        rounds = np.arange(1, len(means[0]) + 1)
+        ax.stackplot(rounds, *means, labels=list(mix), step="post")
         ax.set(title=f"{policy} (n={len(runs)})", xlabel="round", ylabel="mixture", ylim=(0, 1))
     axes[0].legend(fontsize=7, loc="upper left")
     _save(fig, path)

@@ -50,3 +50,32 @@ def test_pool_draws_only_eligible_rows_without_repeats():
     t = SkillSampler({"x": 50}, seed=2)
     t.load_state_dict(state)
     assert np.array_equal(t.take_pool("x", 4, eligible, round_=1), nxt)
+
+
+def test_spilled_store_serves_the_same_rows_as_in_memory():
+    """Over its budget the store streams token arrays to memory-mapped files; every row,
+    order, key and difficulty is the same as the in-memory store's."""
+    rng = np.random.default_rng(0)
+    batches = []
+    for b in range(6):
+        n = 50
+        batches.append(
+            {
+                "skill": np.array(["a", "b/c"])[rng.integers(0, 2, n)],
+                "key": rng.permutation(10**6)[:n].astype(np.uint64) + b * 10**6,
+                "input_ids": rng.integers(0, 40, (n, 12)).astype(np.int32),
+                "loss_mask": rng.integers(0, 2, (n, 12)).astype(np.uint8),
+                "difficulty": rng.uniform(0, 3, n),
+            }
+        )
+    mem = SkillStore.from_batches(batches, ("a", "b/c"), "train")
+    spilled = SkillStore.from_batches(batches, ("a", "b/c"), "train", budget_bytes=2000)
+    assert spilled.spill is not None and mem.spill is None
+    assert isinstance(spilled.ids["a"], np.memmap)
+    for s in ("a", "b/c"):
+        assert spilled.rows(s) == mem.rows(s)
+        assert np.array_equal(spilled.keys[s], mem.keys[s])
+        idx = rng.permutation(mem.rows(s))[:40]
+        for x, y in zip(spilled.gather(s, idx), mem.gather(s, idx), strict=True):
+            assert np.array_equal(x, y) and x.dtype == y.dtype
+        assert np.array_equal(spilled.eligible(s, ("max", 1.0)), mem.eligible(s, ("max", 1.0)))

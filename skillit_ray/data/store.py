@@ -8,6 +8,8 @@ through a seeded per-epoch permutation with a cursor: no row repeats within a sk
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 
 import numpy as np
@@ -18,7 +20,10 @@ COLUMNS = ("input_ids", "loss_mask", "difficulty")
 
 
 class SkillStore:
-    """Per skill: ``ids`` [n, L] int64, ``mask`` [n, L] uint8, optional ``difficulty`` [n]."""
+    """Per skill: ``ids`` [n, L] int64, ``mask`` [n, L] uint8, optional ``difficulty`` [n].
+
+    With a memory budget, the token arrays of a store larger than it live in memory-mapped
+    files (``Spill``) and ``order`` maps the content-key order onto the file order."""
 
     def __init__(
         self,
@@ -27,28 +32,47 @@ class SkillStore:
         mask: dict,
         difficulty: dict | None,
         keys: dict | None = None,
+        order: dict | None = None,
+        spill=None,
     ):
         self.skills = tuple(skills)
         self.ids = ids
         self.mask = mask
         self.difficulty = difficulty
         self.keys = keys or {}  # per skill, the sorted content keys (row identities)
+        self.order = order  # per skill, row i of the sorted store is file row order[i]
+        self.spill = spill  # keeps the spill files alive as long as the store
 
     @classmethod
     def from_batches(
-        cls, batches: Iterable[dict], skills: tuple[str, ...], split: str
+        cls,
+        batches: Iterable[dict],
+        skills: tuple[str, ...],
+        split: str,
+        budget_bytes: int | None = None,
     ) -> SkillStore:
         parts: dict[str, list] = {s: [] for s in skills}
+        spill, held = None, 0
         for b in batches:
             names = np.asarray(b["skill"]).astype(str)
             for s in np.unique(names):
                 if s in parts:
                     sel = names == s
-                    parts[s].append({c: b[c][sel] for c in ("key", *COLUMNS) if c in b})
+                    part = {c: b[c][sel] for c in ("key", *COLUMNS) if c in b}
+                    parts[s].append(part)
+                    held += part["input_ids"].nbytes + part["loss_mask"].nbytes
+            if budget_bytes is not None and held > budget_bytes:
+                spill = spill or Spill(split)
+                spill.write(parts)  # token arrays go to disk; keys and difficulty stay
+                held = 0
+        for s in skills:
+            if not parts[s] and not (spill and spill.rows.get(s)):
+                raise DataError(f"{split} split: skill '{s}' has no rows on this worker")
+        if spill is not None:
+            spill.write(parts)
+            return spill.store(skills)
         cols: dict[str, dict] = {c: {} for c in ("key", *COLUMNS)}
         for s in skills:
-            if not parts[s]:
-                raise DataError(f"{split} split: skill '{s}' has no rows on this worker")
             order = np.argsort(np.concatenate([p["key"] for p in parts[s]]), kind="stable")
             for c in ("key", *COLUMNS):
                 if c in parts[s][0]:
@@ -68,7 +92,55 @@ class SkillStore:
         return np.flatnonzero(d <= bound if kind == "max" else d >= bound)
 
     def gather(self, skill: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.order is not None:  # memory-mapped: rows are read from the page cache
+            rows = self.order[skill][idx]
+            return self.ids[skill][rows].astype(np.int64), np.asarray(self.mask[skill][rows])
         return self.ids[skill][idx], self.mask[skill][idx]
+
+
+class Spill:
+    """Per-skill token files that grow batch by batch; memory-mapped once the drain ends.
+
+    Keys and difficulties (a few bytes per row) stay in memory; the [n, L] arrays do not."""
+
+    def __init__(self, split: str):
+        self.dir = tempfile.TemporaryDirectory(prefix=f"skillit-store-{split}-")
+        self.rows: dict[str, int] = {}
+        self.meta: dict[str, tuple] = {}  # skill -> (L, ids dtype, mask dtype)
+        self.small: dict[str, dict[str, list]] = {}
+        self.index: dict[str, int] = {}  # file names by number: skill names may hold '/'
+
+    def _path(self, skill: str, col: str) -> str:
+        k = self.index.setdefault(skill, len(self.index))
+        return os.path.join(self.dir.name, f"{k}-{col}.bin")
+
+    def write(self, parts: dict[str, list]) -> None:
+        for s, ps in parts.items():
+            for p in ps:
+                ids, mask = p["input_ids"], p["loss_mask"]
+                self.meta.setdefault(s, (ids.shape[1], ids.dtype, mask.dtype))
+                for col, a in (("ids", ids), ("mask", mask)):
+                    with open(self._path(s, col), "ab") as fh:
+                        fh.write(np.ascontiguousarray(a).tobytes())
+                small = self.small.setdefault(s, {})
+                for c in ("key", "difficulty"):
+                    if c in p:
+                        small.setdefault(c, []).append(p[c])
+                self.rows[s] = self.rows.get(s, 0) + len(ids)
+            ps.clear()
+
+    def store(self, skills: tuple[str, ...]) -> SkillStore:
+        ids, mask, keys, order, diff = {}, {}, {}, {}, {}
+        for s in skills:
+            n, (length, id_t, mask_t) = self.rows[s], self.meta[s]
+            ids[s] = np.memmap(self._path(s, "ids"), id_t, "r", shape=(n, length))
+            mask[s] = np.memmap(self._path(s, "mask"), mask_t, "r", shape=(n, length))
+            raw = np.concatenate(self.small[s]["key"])
+            order[s] = np.argsort(raw, kind="stable")
+            keys[s] = raw[order[s]]
+            if "difficulty" in self.small[s]:
+                diff[s] = np.concatenate(self.small[s]["difficulty"])[order[s]]
+        return SkillStore(skills, ids, mask, diff or None, keys, order, self)
 
 
 class SkillSampler:

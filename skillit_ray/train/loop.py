@@ -59,11 +59,24 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _drain(name: str, skills: tuple) -> SkillStore:
+def _drain(name: str, skills: tuple, budget_mb: float | None) -> SkillStore:
     shard = ray.train.get_dataset_shard(name)
+    budget = None if budget_mb is None else int(budget_mb * 2**20)
     return SkillStore.from_batches(
-        shard.iter_batches(batch_size=4096, batch_format="numpy"), skills, name
+        shard.iter_batches(batch_size=4096, batch_format="numpy"), skills, name, budget
     )
+
+
+def _rss_mb(field: str) -> float | None:
+    """VmRSS (now) or VmHWM (peak) of this process in MiB, where /proc has it (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 class Worker:
@@ -96,9 +109,11 @@ class Worker:
             self.sched.load_state_dict(state["scheduler"])
             self.step, self.start_round = state["step"], self.restored[3]["round"] + 1
         self.t_model = time.time()
-        self.train_store = _drain("train", self.meta.train_skills)
+        self.rss_model_mb = _rss_mb("VmRSS")
+        budget = self.cfg.data.memory_budget_mb
+        self.train_store = _drain("train", self.meta.train_skills, budget)
         self.t_train_drained = time.time()
-        self.eval_store = _drain("eval", self.meta.eval_skills)
+        self.eval_store = _drain("eval", self.meta.eval_skills, budget)
         self.drain_s = time.time() - self.t_model
         sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
@@ -304,6 +319,8 @@ class Worker:
             "train_samples_per_s": samples / train_s if train_s else 0.0,
             "start_round": self.start_round,
             "stopped": stopped,
+            "rss_model_mb": self.rss_model_mb,
+            "peak_rss_mb": _rss_mb("VmHWM"),
         }
 
 

@@ -1,0 +1,82 @@
+"""Peak worker memory on a train split 4x larger than ``data.memory_budget_mb``, side by side
+with the same run holding everything in memory.
+
+The worker reports its RSS after building the model (before the drain) and its peak RSS
+(VmHWM) at the end; the target is peak < 1.5 x budget + the RSS after the model.
+
+    python benchmarks/spill_memory.py [--budget-mb 8] [--factor 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from skillit_ray import config as config_mod  # noqa: E402
+from skillit_ray import launch  # noqa: E402
+from skillit_ray.data.prepare import prepare  # noqa: E402
+
+
+def recipe(rows_per_skill: int, budget_mb: float | None) -> config_mod.Config:
+    return config_mod.from_dict(
+        {
+            "run": {"name": "spill"},
+            "data": {
+                "generator": "lego",
+                "generator_params": {"rows_per_skill": rows_per_skill, "val_rows_per_skill": 100},
+                "memory_budget_mb": budget_mb,
+            },
+            "model": {"preset": "gpt2-tiny"},
+            "train": {"rounds": 2, "steps_per_round": 50, "batch_size": 32, "eval_every": None},
+            "policy": {"name": "stratified"},
+        }
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget-mb", type=float, default=8.0)
+    ap.add_argument("--factor", type=float, default=4.0)
+    args = ap.parse_args()
+    probe = prepare(recipe(100, None))
+    row_bytes = probe.max_len * (4 + 1)  # int32 ids + uint8 mask per token
+    total_rows = args.factor * args.budget_mb * 2**20 / row_bytes
+    per_skill = int(total_rows / sum(probe.natural.values()) * min(probe.natural.values())) + 1
+    rows = {}
+    for budget in (None, args.budget_mb):
+        cfg = recipe(per_skill, budget)
+        data = prepare(cfg)
+        split_mb = sum(data.train.rows_per_skill.values()) * row_bytes / 2**20
+        with tempfile.TemporaryDirectory() as out:
+            s = launch.run(cfg, out=out, echo=False)
+        rows[str(budget)] = {
+            "budget_mb": budget,
+            "train_split_token_mb": split_mb,
+            "rss_after_model_mb": s["worker_rss_after_model_mb"],
+            "peak_rss_mb": s["worker_peak_rss_mb"],
+            "train_samples_per_s": s["train_samples_per_s"],
+            "drain_s": s["drain_s"],
+        }
+        print(json.dumps(rows[str(budget)]), flush=True)
+    mem, spill = rows["None"], rows[str(args.budget_mb)]
+    limit = 1.5 * args.budget_mb + spill["rss_after_model_mb"]
+    print(
+        f"train split {spill['train_split_token_mb']:.1f} MiB of tokens = "
+        f"{spill['train_split_token_mb'] / args.budget_mb:.1f}x the {args.budget_mb:.0f} MiB budget"
+    )
+    print(
+        f"peak worker RSS: in memory {mem['peak_rss_mb']:.0f} MiB, spilled "
+        f"{spill['peak_rss_mb']:.0f} MiB (target < 1.5 x budget + RSS after model = "
+        f"{limit:.0f} MiB: {'met' if spill['peak_rss_mb'] < limit else 'NOT met'}); "
+        f"throughput spilled/in-memory "
+        f"{spill['train_samples_per_s'] / mem['train_samples_per_s']:.3f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

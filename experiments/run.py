@@ -1,0 +1,241 @@
+"""Run one experiment: every arm (policy) over N seeds, then tables and plots.
+
+    python experiments/run.py lego_pt [--seeds 5] [--out DIR] [--arms a,b] [--set k=v] [--quick]
+
+Steps: learn the skills graph once with ``graph learn`` (seed 0, the recipe's graph settings)
+when an arm uses it; run the arms as Ray tasks, as many at once as the CPUs allow (each a full
+``skillit-ray run`` with its own run directory under ``DIR/runs/<arm>/seed<k>``); write
+``results.json``, ``results.md`` (mean +- std over seeds of the mean eval accuracy and loss at
+half and full budget, per-skill final accuracy) and ``report/`` (``skillit-ray report`` over
+every run, grouped by policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiments.suite import EXPERIMENTS, QUICK, Arm  # noqa: E402
+from skillit_ray import config as config_mod  # noqa: E402
+from skillit_ray import launch  # noqa: E402
+
+
+def arm_config(base: dict, arm: Arm, seed: int, graph: str | None, runs: dict) -> dict:
+    cfg = json.loads(json.dumps(base))
+    params = {}
+    for key, value in arm.params.items():
+        if value == "{graph}":
+            value = graph
+        elif isinstance(value, str) and value.startswith("{run:"):
+            value = runs[(value[5:-1], seed)]
+        params[key] = value
+    cfg["policy"] = {"name": arm.policy, "params": params}
+    cfg["train"]["seed"] = seed
+    cfg["run"]["name"] = f"{arm.label}-s{seed}"
+    return cfg
+
+
+def dry_run(base: dict, arms: list[Arm], seeds: int) -> dict:
+    """Build and validate every run's config and policy (a placeholder graph and reference)."""
+    from skillit_ray.policy import build_policy
+
+    planned = {}
+    for a in arms:
+        for s in range(seeds):
+            cfg = arm_config(base, a, s, "GRAPH", {(b.label, s): "RUN" for b in arms})
+            config_mod.validate(config_mod.from_dict(cfg))
+            build_policy(a.policy, cfg["policy"]["params"])
+            planned[(a.label, s)] = cfg
+    print(f"{len(planned)} runs planned: {', '.join(a.label for a in arms)} x {seeds} seeds")
+    return planned
+
+
+def _remote_run():
+    import ray
+
+    @ray.remote(num_cpus=0.01)
+    def run_arm(cfg: dict, out: str) -> dict:
+        return launch.run(config_mod.from_dict(cfg), out=out, echo=False)
+
+    return run_arm
+
+
+def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: int) -> dict:
+    """Run every (arm, seed); arms that reference another arm's run wait for it."""
+    import ray
+
+    from skillit_ray.progress import fmt_duration
+
+    run_arm = _remote_run()
+    dirs = {
+        (a.label, s): os.path.join(out, "runs", a.label, f"seed{s}")
+        for a in arms
+        for s in range(seeds)
+    }
+    todo = [(a, s) for s in range(seeds) for a in arms]
+    pending, done, t0, total = {}, set(), time.time(), len(todo)
+    while todo or pending:
+        ready = [
+            (a, s)
+            for a, s in todo
+            if all(
+                (v[5:-1], s) in done
+                for v in a.params.values()
+                if isinstance(v, str) and v.startswith("{run:")
+            )
+        ]
+        for a, s in ready[: max(0, parallel - len(pending))]:
+            todo.remove((a, s))
+            cfg = arm_config(base, a, s, graph, dirs)
+            pending[run_arm.remote(cfg, dirs[(a.label, s)])] = (a, s)
+        finished, _ = ray.wait(list(pending), num_returns=1)
+        a, s = pending.pop(finished[0])
+        summary = ray.get(finished[0])
+        done.add((a.label, s))
+        elapsed = time.time() - t0
+        eta = elapsed / len(done) * (total - len(done))
+        print(
+            f"[{len(done)}/{total}] {a.label} seed {s}: mean eval loss "
+            f"{summary['final_mean_eval_loss']:.4f}, acc {summary['final_mean_eval_acc'] or 0:.3f} "
+            f"({summary['wall_s']:.0f}s) | {fmt_duration(elapsed)} elapsed, "
+            f"ETA {fmt_duration(eta)}",
+            flush=True,
+        )
+    return dirs
+
+
+def _at(rows: list[dict], i: int, key: str) -> float:
+    vals = rows[i][key]
+    return float(np.mean(list(vals.values()))) if vals else float("nan")
+
+
+def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
+    """Per arm: mean and std over seeds of mean eval acc/loss at half and full budget."""
+    out = {}
+    for a in arms:
+        per_seed = []
+        for s in range(seeds):
+            with open(os.path.join(dirs[(a.label, s)], "metrics.jsonl")) as fh:
+                rows = [json.loads(line) for line in fh]
+            half = len(rows) // 2 - 1 if len(rows) > 1 else 0
+            per_seed.append(
+                {
+                    "acc_half": _at(rows, half, "eval_acc"),
+                    "acc_full": _at(rows, -1, "eval_acc"),
+                    "loss_half": _at(rows, half, "eval_loss"),
+                    "loss_full": _at(rows, -1, "eval_loss"),
+                    "step_half": rows[half]["step"],
+                    "step_full": rows[-1]["step"],
+                    "acc_per_skill": rows[-1]["eval_acc"],
+                }
+            )
+        stats = {}
+        for k in ("acc_half", "acc_full", "loss_half", "loss_full"):
+            v = np.array([p[k] for p in per_seed])
+            stats[k] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+        skills = per_seed[0]["acc_per_skill"]
+        stats["acc_per_skill"] = {
+            sk: float(np.mean([p["acc_per_skill"][sk] for p in per_seed])) for sk in skills
+        }
+        stats["steps"] = [per_seed[0]["step_half"], per_seed[0]["step_full"]]
+        stats["seeds"] = seeds
+        out[a.label] = stats
+    return out
+
+
+def table(results: dict) -> str:
+    f = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}"  # noqa: E731
+    first = next(iter(results.values()))
+    half, full = first["steps"]
+    lines = [
+        f"| policy | acc @ {half} steps | acc @ {full} steps | loss @ {half} | loss @ {full} | "
+        "final acc per skill |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, r in results.items():
+        per = " ".join(f"{s.rsplit('/', 1)[-1]}={v:.2f}" for s, v in r["acc_per_skill"].items())
+        lines.append(
+            f"| {label} | {f(r['acc_half'])} | {f(r['acc_full'])} | {f(r['loss_half'])} | "
+            f"{f(r['loss_full'])} | {per} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--arms", default=None, help="comma-separated subset of arm labels")
+    ap.add_argument("--set", action="append", default=[], help="config override key=value")
+    ap.add_argument("--quick", action="store_true", help="tiny settings, for tests")
+    ap.add_argument("--parallel", type=int, default=None, help="runs at once (default: CPUs)")
+    ap.add_argument(
+        "--dry-run", action="store_true", help="check every run's config and policy, run nothing"
+    )
+    args = ap.parse_args(argv)
+    exp = EXPERIMENTS[args.experiment]
+    out = os.path.abspath(args.out or os.path.join(ROOT, "experiments", "results", args.experiment))
+    sets = [*exp.sets, *(QUICK if args.quick else ()), *args.set]
+    base = config_mod.load(os.path.join(ROOT, "experiments", exp.recipe), sets)
+    arms = list(exp.arms)
+    if args.arms:
+        want = args.arms.split(",")
+        arms = [a for a in arms if a.label in want]
+        needed = {v[5:-1] for a in arms for v in a.params.values() if str(v).startswith("{run:")}
+        arms = [a for a in exp.arms if a.label in want or a.label in needed]
+    if args.dry_run:
+        return dry_run(base.to_dict(), arms, args.seeds)
+    os.makedirs(out, exist_ok=True)
+    launch.ensure_ray(base)
+    from skillit_ray.data.prepare import prepare
+
+    prepare(base)  # generate the data once, before runs share the cache
+    graph = None
+    if exp.learn_graph and any("{graph}" in a.params.values() for a in arms):
+        from skillit_ray.graph_learning import learn
+
+        graph = os.path.join(out, "graph.json")
+        learn(base, base.graph, echo=True).save(graph)
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    parallel = args.parallel or max(1, cpus - 2)
+    t0 = time.time()
+    dirs = run_all(base.to_dict(), arms, args.seeds, graph, out, parallel)
+    results = aggregate(arms, args.seeds, dirs)
+    from skillit_ray.report import report
+
+    report(
+        [dirs[(a.label, s)] for a in arms for s in range(args.seeds)], os.path.join(out, "report")
+    )
+    meta = {
+        "experiment": args.experiment,
+        "doc": exp.doc,
+        "sets": sets,
+        "seeds": args.seeds,
+        "wall_s": time.time() - t0,
+        "graph": graph,
+    }
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump({"meta": meta, "results": results}, fh, indent=1)
+    with open(os.path.join(out, "results.md"), "w") as fh:
+        fh.write(
+            f"# {args.experiment}\n\n{exp.doc}\n\n"
+            f"Settings: {exp.recipe} with {sets}; {args.seeds} seeds.\n\n"
+        )
+        fh.write(table(results) + "\n")
+    print(table(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

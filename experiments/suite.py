@@ -1,0 +1,101 @@
+"""The experiments: per experiment a recipe, its arms (label, policy, params) and a quick mode.
+
+Arm parameters may name ``{graph}`` (the graph ``graph learn`` produced for the experiment) or
+``{run:<arm>}`` (the run directory of another arm with the same seed, e.g. DoReMi's reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Arm:
+    label: str
+    policy: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    recipe: str
+    arms: tuple[Arm, ...]
+    doc: str
+    learn_graph: bool = True
+    sets: tuple[str, ...] = ()
+
+
+def _skillit(eta: float, **extra) -> tuple[Arm, Arm]:
+    online = {"graph": "{graph}", "eta": eta, "window": 3, "window_unit": "checkpoints", **extra}
+    static = {"graph": "{graph}", "eta": eta, **extra}
+    return Arm("static_skillit", "static_skillit", static), Arm("skillit", "skillit", online)
+
+
+def _pretraining(eta: float) -> tuple[Arm, ...]:
+    return (
+        Arm("random", "random"),  # the data's natural proportions
+        Arm("stratified", "stratified"),
+        Arm("curriculum", "curriculum"),
+        Arm("anticurriculum", "anticurriculum"),
+        Arm("skill_curriculum", "skill_curriculum"),
+        Arm("skill_anticurriculum", "skill_anticurriculum"),
+        *_skillit(eta),
+        Arm("odm", "odm"),
+        Arm("aioli", "aioli"),
+        Arm("doremi", "doremi", {"reference": "{run:random}"}),
+    )
+
+
+def _finetuning(target: str, eta: float) -> tuple[Arm, ...]:
+    ft = {"setting": "finetune", "target": [target], "reduction": "mean"}
+    return (
+        Arm("target_only", "target", {"target": [target]}),
+        Arm("stratified", "stratified"),
+        _skillit(eta, **ft)[1],
+    )
+
+
+EXPERIMENTS = {
+    "lego_pt": Experiment(
+        "lego_pt.yaml",
+        _pretraining(0.5),
+        "LEGO continual pre-training: 5 skills (chain depth), natural proportions 1:1:1:3:5.",
+    ),
+    "addition_pt": Experiment(
+        "addition_pt.yaml",
+        _pretraining(0.1),
+        "Addition continual pre-training: 3 skills (digit of the sum), natural 13:14:18.",
+    ),
+    "lego_ft": Experiment(
+        "lego_pt.yaml",
+        _finetuning("lego/depth3", 0.5),
+        "LEGO fine-tuning toward depth 3 with depths 1-3 as candidates (paper section 4.1).",
+        sets=(
+            "data.train_skills=[lego/depth1, lego/depth2, lego/depth3]",
+            "data.eval_skills=[lego/depth3]",
+        ),
+    ),
+    "addition_ft": Experiment(
+        "addition_pt.yaml",
+        _finetuning("addition/digit1", 0.1),
+        "Addition fine-tuning toward digit 1 (ones) with digits 1-2 as candidates.",
+        sets=(
+            "data.train_skills=[addition/digit1, addition/digit2]",
+            "data.eval_skills=[addition/digit1]",
+        ),
+    ),
+}
+
+# Quick mode (tests, smoke runs): a 2-layer width-64 model, 2 rounds of 4 steps, tiny data.
+QUICK = (
+    "model.preset=gpt2-tiny",
+    "train.rounds=2",
+    "train.steps_per_round=4",
+    "train.batch_size=16",
+    "train.warmup_steps=2",
+    "train.eval_every=2",
+    "train.eval_batch_size=64",
+    "data.generator_params.rows_per_skill=60",
+    "data.generator_params.val_rows_per_skill=20",
+    "graph.steps=2",
+)

@@ -1,0 +1,48 @@
+"""Experiment scripts: every experiment's runs are valid configs and policies, and the quick
+mode of one runs end to end (graph learning, a run that depends on another, tables, report)."""
+
+import json
+
+import pytest
+import yaml
+
+from experiments import run
+from experiments.suite import EXPERIMENTS
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_run_of_every_experiment_is_valid(name, capsys):
+    planned = run.main([name, "--quick", "--seeds", "2", "--dry-run"])
+    assert len(planned) == 2 * len(EXPERIMENTS[name].arms)
+    assert f"{len(planned)} runs planned" in capsys.readouterr().out
+    arms = {cfg["policy"]["name"] for cfg in planned.values()}
+    assert "skillit" in arms and ("random" in arms or "target" in arms)
+
+
+def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
+    out = tmp_path / "lego"
+    results = run.main(
+        [
+            "lego_pt",
+            "--quick",
+            "--seeds",
+            "1",
+            "--arms",
+            "doremi,skillit",  # doremi pulls in random, its reference run
+            "--out",
+            str(out),
+            "--set",
+            f"data.cache_dir={cache_dir}",
+        ]
+    )
+    assert list(results) == ["random", "skillit", "doremi"]
+    for r in results.values():
+        assert 0.0 <= r["acc_full"]["mean"] <= 1.0 and r["loss_full"]["mean"] > 0
+        assert r["steps"] == [4, 8]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["results"] == json.loads(json.dumps(results))
+    md = (out / "results.md").read_text()
+    assert all(f"| {label} |" in md for label in results)
+    doremi = yaml.safe_load((out / "runs/doremi/seed0/config.yaml").read_text())
+    assert doremi["policy"]["params"]["reference"] == str(out / "runs/random/seed0")
+    assert (out / "graph.json").exists() and (out / "report" / "graph.png").exists()
