@@ -20,6 +20,18 @@ def test_parse_and_budget():
         search_space(SweepSpec(base, {"train.rouns": [1, 2]}))
 
 
+def test_more_rounds_than_budget_steps_is_refused_before_any_trial(tmp_path):
+    base = tiny_lego("/tmp/unused")
+    spec = SweepSpec(base, {"train.rounds": [4, 30]}, budget_steps=24)
+    with pytest.raises(ConfigError, match="budget_steps=24 is fewer steps than train.rounds=30"):
+        sweep(spec, str(tmp_path / "sweep"), echo=False)  # before Tune or Ray is touched
+    assert not (tmp_path / "sweep").exists()
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({**base, "sweep": {"budget_steps": 2}}))
+    with pytest.raises(ConfigError, match=r"sweep.budget_steps=2 is fewer steps than train.rounds"):
+        config.load(str(p))
+
+
 def test_two_by_two_sweep(ray_session, cache_dir, tmp_path):
     base = tiny_lego(cache_dir, rounds=2, steps_per_round=4, eval_every=None)
     spec = SweepSpec(
