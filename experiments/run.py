@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 from experiments.suite import EXPERIMENTS, QUICK, Arm  # noqa: E402
 from skillit_ray import config as config_mod  # noqa: E402
 from skillit_ray import launch  # noqa: E402
+from skillit_ray.report import mean_at  # noqa: E402
 
 
 def arm_config(base: dict, arm: Arm, seed: int, graph: str | None, runs: dict) -> dict:
@@ -83,15 +84,7 @@ def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: 
     todo = [(a, s) for s in range(seeds) for a in arms]
     pending, done, t0, total = {}, set(), time.time(), len(todo)
     while todo or pending:
-        ready = [
-            (a, s)
-            for a, s in todo
-            if all(
-                (v[5:-1], s) in done
-                for v in a.params.values()
-                if isinstance(v, str) and v.startswith("{run:")
-            )
-        ]
+        ready = [(a, s) for a, s in todo if all((ref, s) in done for ref in a.refs())]
         for a, s in ready[: max(0, parallel - len(pending))]:
             todo.remove((a, s))
             cfg = arm_config(base, a, s, graph, dirs)
@@ -112,11 +105,6 @@ def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: 
     return dirs
 
 
-def _at(rows: list[dict], i: int, key: str) -> float:
-    vals = rows[i][key]
-    return float(np.mean(list(vals.values()))) if vals else float("nan")
-
-
 def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
     """Per arm: mean and std over seeds of mean eval acc/loss at half and full budget."""
     out = {}
@@ -128,10 +116,10 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
             half = len(rows) // 2 - 1 if len(rows) > 1 else 0
             per_seed.append(
                 {
-                    "acc_half": _at(rows, half, "eval_acc"),
-                    "acc_full": _at(rows, -1, "eval_acc"),
-                    "loss_half": _at(rows, half, "eval_loss"),
-                    "loss_full": _at(rows, -1, "eval_loss"),
+                    "acc_half": mean_at(rows, half, "eval_acc"),
+                    "acc_full": mean_at(rows, -1, "eval_acc"),
+                    "loss_half": mean_at(rows, half, "eval_loss"),
+                    "loss_full": mean_at(rows, -1, "eval_loss"),
                     "step_half": rows[half]["step"],
                     "step_full": rows[-1]["step"],
                     "acc_per_skill": rows[-1]["eval_acc"],
@@ -190,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.arms:
         want = args.arms.split(",")
         arms = [a for a in arms if a.label in want]
-        needed = {v[5:-1] for a in arms for v in a.params.values() if str(v).startswith("{run:")}
+        needed = set().union(*(a.refs() for a in arms))
         arms = [a for a in exp.arms if a.label in want or a.label in needed]
     if args.dry_run:
         return dry_run(base.to_dict(), arms, args.seeds)

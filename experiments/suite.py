@@ -15,6 +15,12 @@ class Arm:
     policy: str
     params: dict = field(default_factory=dict)
 
+    def refs(self) -> set[str]:
+        """Labels of the arms whose runs this arm's parameters name (``{run:<arm>}``)."""
+        return {
+            v[5:-1] for v in self.params.values() if isinstance(v, str) and v.startswith("{run:")
+        }
+
 
 @dataclass(frozen=True)
 class Experiment:

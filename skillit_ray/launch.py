@@ -115,13 +115,16 @@ def run(
 
 def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
     """The config a run directory was started with (plus overrides), to resume it."""
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(os.path.join(run_dir, RUN_FILE)) or not os.path.exists(path):
+    _require_run_dir(run_dir)
+    return config_mod.load(os.path.join(run_dir, "config.yaml"), overrides)
+
+
+def _require_run_dir(run_dir: str) -> None:
+    if not all(os.path.exists(os.path.join(run_dir, f)) for f in (RUN_FILE, "config.yaml")):
         raise CheckpointError(
             f"{run_dir}: not a skillit-ray run directory (no {RUN_FILE} or config.yaml); "
             "--resume takes the --out directory of an earlier run"
         )
-    return config_mod.load(path, overrides)
 
 
 RUN_FILE = "run.json"
@@ -179,7 +182,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     t0 = time.time()
     out = os.path.abspath(out or cfg.run.out or default_out(cfg))
     if resume:
-        resume_config(out)  # checks it is a run directory
+        _require_run_dir(out)
     os.makedirs(out, exist_ok=True)
     data = prepare(cfg)
     if echo:
@@ -302,10 +305,7 @@ def _mirror(out: str, storage: str, run_name: str) -> None:
     """Copy the run directory's files to <storage>/<run name>/outputs (local path or URI)."""
     import pyarrow.fs as pafs
 
-    if "://" in storage:
-        fs, root = pafs.FileSystem.from_uri(storage)
-    else:
-        fs, root = pafs.LocalFileSystem(), storage
+    fs, root = checkpoint.storage_fs(storage)
     dest = f"{root.rstrip('/')}/{run_name}/outputs"
     fs.create_dir(dest, recursive=True)
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "graph.json"):

@@ -158,8 +158,9 @@ def plot_graph(graph_path: str, path: str) -> None:
     _save(fig, path)
 
 
-def _final(r: RunData, key: str) -> float:
-    vals = r.rows[-1][key]
+def mean_at(rows: list[dict], i: int, key: str) -> float:
+    """Mean over skills of a per-skill metric in round record ``i`` (nan when absent)."""
+    vals = rows[i][key]
     return float(np.mean(list(vals.values()))) if vals else float("nan")
 
 
@@ -175,8 +176,8 @@ def _table(groups: dict[str, list[RunData]]) -> str:
                 r.seed,
                 len(r.rows),
                 r.rows[-1]["step"],
-                f"{_final(r, 'eval_loss'):.4f}",
-                f"{_final(r, 'eval_acc'):.3f}",
+                f"{mean_at(r.rows, -1, 'eval_loss'):.4f}",
+                f"{mean_at(r.rows, -1, 'eval_acc'):.3f}",
                 f"{r.summary.get('wall_s', float('nan')):.1f}",
             ]
             tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)

@@ -91,26 +91,30 @@ def trial_config(base: dict, params: dict, budget_steps: int | None) -> Config:
     return cfg
 
 
+def _listed(spec: SweepSpec, kinds: tuple[str, ...]) -> dict[str, list]:
+    """Swept keys given as a plain list (a grid) or as {kind: [...]} for one of ``kinds``."""
+    out = {}
+    for key, value in spec.params.items():
+        if isinstance(value, dict) and next(iter(value), None) in kinds:
+            value = next(iter(value.values()))
+        if isinstance(value, list):
+            out[key] = value
+    return out
+
+
 def check_grid(spec: SweepSpec) -> None:
     """Build every grid point's config before any trial starts, so a bad value (e.g. more
     rounds than budget steps) is one clear error instead of a failed trial."""
-    grid = {}
-    for key, value in spec.params.items():
-        if isinstance(value, dict) and next(iter(value), None) in ("grid", "choice"):
-            value = next(iter(value.values()))
-        if isinstance(value, list):
-            grid[key] = value
+    grid = _listed(spec, ("grid", "choice"))
     for point in itertools.product(*grid.values()):
         trial_config(spec.base, dict(zip(grid, point, strict=True)), spec.budget_steps)
 
 
 def count_trials(spec: SweepSpec) -> int:
+    """Grid points x samples x seeds (choices and distributions are sampled, not crossed)."""
     n = spec.num_samples * spec.seeds
-    for value in spec.params.values():
-        if isinstance(value, dict) and next(iter(value), None) == "grid":
-            value = next(iter(value.values()))
-        if isinstance(value, list):
-            n *= len(value)
+    for values in _listed(spec, ("grid",)).values():
+        n *= len(values)
     return n
 
 

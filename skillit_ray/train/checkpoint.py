@@ -21,7 +21,6 @@ import torch
 
 from skillit_ray.errors import CheckpointError
 
-FILES = ("state.pt", "ranks.json", "coordinator.json", "meta.json")
 # Train fields that change what data a resumed run sees or how it learns from it.
 TRAIN_FIELDS = (
     "rounds",
@@ -74,15 +73,6 @@ def write(d: str, state: dict, ranks: list[dict], coordinator: dict, meta: dict)
         json.dump(meta, fh, indent=1)
 
 
-def _json(d: str, name: str):
-    path = os.path.join(d, name)
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable checkpoint file ({exc})") from None
-
-
 def read(d: str, mmap: bool = False) -> tuple[dict, list[dict], dict, dict]:
     """(state, ranks, coordinator, meta) of a checkpoint directory, without unpickling code
     (``mmap``: map the tensors instead of reading them, to check a checkpoint cheaply)."""
@@ -91,7 +81,22 @@ def read(d: str, mmap: bool = False) -> tuple[dict, list[dict], dict, dict]:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # truncated, not a torch file, or holding non-tensor objects
         raise CheckpointError(f"{path}: unreadable checkpoint file ({exc})") from None
-    return state, _json(d, "ranks.json"), _json(d, "coordinator.json"), _json(d, "meta.json")
+    import pyarrow.fs as pafs
+
+    fs = pafs.LocalFileSystem()
+    ranks, coord, meta = (
+        _read_json(fs, os.path.join(d, n)) for n in ("ranks.json", "coordinator.json", "meta.json")
+    )
+    return state, ranks, coord, meta
+
+
+def storage_fs(storage: str):
+    """(pyarrow filesystem, root path) of Ray Train storage: a local path or a URI."""
+    import pyarrow.fs as pafs
+
+    if "://" in storage:
+        return pafs.FileSystem.from_uri(storage)
+    return pafs.LocalFileSystem(), storage
 
 
 def latest(storage: str, run_name: str) -> tuple[str, dict] | None:
@@ -99,10 +104,7 @@ def latest(storage: str, run_name: str) -> tuple[str, dict] | None:
     and its meta.json; None when the run has none."""
     import pyarrow.fs as pafs
 
-    if "://" in storage:
-        fs, root = pafs.FileSystem.from_uri(storage)
-    else:
-        fs, root = pafs.LocalFileSystem(), storage
+    fs, root = storage_fs(storage)
     run_dir = f"{root.rstrip('/')}/{run_name}"
     try:
         infos = fs.get_file_info(pafs.FileSelector(run_dir, allow_not_found=True))
