@@ -13,6 +13,7 @@ every run, grouped by policy).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -69,8 +70,27 @@ def _remote_run():
     return run_arm
 
 
+def graph_path(out: str, base) -> str:
+    """The experiment's graph file, named by its settings: rerunning with the same settings
+    reuses it (so finished SKILL-IT runs stay valid); other settings learn a new one."""
+    blob = json.dumps(base.to_dict(), sort_keys=True).encode()
+    return os.path.join(out, f"graph-{hashlib.sha256(blob).hexdigest()[:12]}.json")
+
+
+def is_finished(cfg: dict, folder: str) -> bool:
+    """Whether ``folder`` holds a finished run of exactly this config (then it is not rerun)."""
+    if not os.path.exists(os.path.join(folder, "summary.json")):
+        return False
+    try:
+        done = config_mod.load(os.path.join(folder, "config.yaml"))
+    except Exception:  # an unreadable old config: run again
+        return False
+    return done.to_dict() == config_mod.from_dict(cfg).to_dict()
+
+
 def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: int) -> dict:
-    """Run every (arm, seed); arms that reference another arm's run wait for it."""
+    """Run every (arm, seed); arms that reference another arm's run wait for it. Runs already
+    finished with the same config (an interrupted or extended experiment) are kept."""
     import ray
 
     from skillit_ray.progress import fmt_duration
@@ -88,7 +108,14 @@ def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: 
         for a, s in ready[: max(0, parallel - len(pending))]:
             todo.remove((a, s))
             cfg = arm_config(base, a, s, graph, dirs)
+            if is_finished(cfg, dirs[(a.label, s)]):
+                done.add((a.label, s))
+                total -= 1
+                print(f"{a.label} seed {s}: finished earlier, kept", flush=True)
+                continue
             pending[run_arm.remote(cfg, dirs[(a.label, s)])] = (a, s)
+        if not pending:
+            continue
         finished, _ = ray.wait(list(pending), num_returns=1)
         a, s = pending.pop(finished[0])
         summary = ray.get(finished[0])
@@ -149,7 +176,7 @@ def table(results: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for label, r in results.items():
-        per = " ".join(f"{s.rsplit('/', 1)[-1]}={v:.2f}" for s, v in r["acc_per_skill"].items())
+        per = " ".join(f"{s.split('/', 1)[-1]}={v:.2f}" for s, v in r["acc_per_skill"].items())
         lines.append(
             f"| {label} | {f(r['acc_half'])} | {f(r['acc_full'])} | {f(r['loss_half'])} | "
             f"{f(r['loss_full'])} | {per} |"
@@ -191,8 +218,11 @@ def main(argv: list[str] | None = None) -> dict:
     if exp.learn_graph and any("{graph}" in a.params.values() for a in arms):
         from skillit_ray.graph_learning import learn
 
-        graph = os.path.join(out, "graph.json")
-        learn(base, base.graph, echo=True).save(graph)
+        graph = graph_path(out, base)
+        if os.path.exists(graph):
+            print(f"graph: reusing {graph} (learned earlier for these settings)")
+        else:
+            learn(base, base.graph, echo=True).save(graph)
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 1))

@@ -52,12 +52,23 @@ def _pretraining(eta: float) -> tuple[Arm, ...]:
     )
 
 
-def _finetuning(target: str, eta: float) -> tuple[Arm, ...]:
+def _finetuning(target: str, eta: float, *others: Arm) -> tuple[Arm, ...]:
     ft = {"setting": "finetune", "target": [target], "reduction": "mean"}
     return (
         Arm("target_only", "target", {"target": [target]}),
         Arm("stratified", "stratified"),
         _skillit(eta, **ft)[1],
+        *others,
+    )
+
+
+def _ood(eta: float) -> tuple[Arm, ...]:
+    # No 'random' arm: the train skills have equal natural proportions, so it is 'stratified'.
+    return (
+        Arm("stratified", "stratified"),
+        Arm("odm", "odm"),
+        *_skillit(eta, setting="ood"),
+        Arm("aioli", "aioli"),
     )
 
 
@@ -88,6 +99,28 @@ EXPERIMENTS = {
         sets=(
             "data.train_skills=[addition/digit1, addition/digit2]",
             "data.eval_skills=[addition/digit1]",
+        ),
+    ),
+    "instruct_ft": Experiment(
+        "instruct.yaml",
+        _finetuning("instruct/es/sort", 0.8, Arm("odm", "odm"), Arm("aioli", "aioli")),
+        "Composite skills, fine-tuning toward es/sort (the analogue of Spanish question "
+        "generation) with the four skills {en, es} x {reverse, sort} as candidates.",
+        sets=(
+            "data.train_skills=[instruct/en/reverse, instruct/es/reverse, instruct/en/sort, "
+            "instruct/es/sort]",
+            "data.eval_skills=[instruct/es/sort]",
+        ),
+    ),
+    "instruct_ood": Experiment(
+        "instruct.yaml",
+        _ood(0.2),
+        "Composite skills, out of domain: train on the five other cells of the {en, es} x "
+        "{copy, reverse, sort} grid, evaluate es/sort, which no training row shows.",
+        sets=(
+            "data.train_skills=[instruct/en/copy, instruct/en/reverse, instruct/en/sort, "
+            "instruct/es/copy, instruct/es/reverse]",
+            "data.eval_skills=[instruct/es/sort]",
         ),
     ),
 }

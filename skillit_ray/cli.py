@@ -191,7 +191,8 @@ def _add_generator_parsers(sub) -> None:
         p.add_argument("--out", required=True, help="output folder (train/, val/, manifest.json)")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            kind = yaml.safe_load if isinstance(default, (list, bool)) else type(default)
+            structured = default is None or isinstance(default, (list, bool))
+            kind = yaml.safe_load if structured else type(default)
             p.add_argument(
                 f"--{f.name.replace('_', '-')}",
                 dest=f.name,

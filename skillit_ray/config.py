@@ -25,7 +25,7 @@ def _f(default: Any, doc: str) -> Any:
 class DataConfig:
     generator: str | None = _f(
         None,
-        "Built-in generator ('lego', 'addition') that makes the data on first use; "
+        "Built-in generator ('lego', 'addition', 'instruct') that makes the data on first use; "
         "it is cached by its settings under cache_dir. None: use train/eval paths.",
     )
     generator_params: dict = _f({}, "Settings passed to the generator (see `skillit-ray data`).")
@@ -307,7 +307,8 @@ def validate(cfg: Config) -> None:
     d = cfg.data
     _check(
         d.generator is not None or d.train is not None,
-        "data: set either data.generator (lego, addition) or data.train and data.eval paths",
+        "data: set either data.generator (lego, addition, instruct) or data.train and data.eval "
+        "paths",
     )
     if d.generator is None:
         _check(d.eval is not None, "data.eval: the held-out split is required with data.train")

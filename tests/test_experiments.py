@@ -16,7 +16,7 @@ def test_every_run_of_every_experiment_is_valid(name, capsys):
     assert len(planned) == 2 * len(EXPERIMENTS[name].arms)
     assert f"{len(planned)} runs planned" in capsys.readouterr().out
     arms = {cfg["policy"]["name"] for cfg in planned.values()}
-    assert "skillit" in arms and ("random" in arms or "target" in arms)
+    assert "skillit" in arms and arms & {"random", "target", "stratified"}
 
 
 def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
@@ -45,4 +45,24 @@ def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
     assert all(f"| {label} |" in md for label in results)
     doremi = yaml.safe_load((out / "runs/doremi/seed0/config.yaml").read_text())
     assert doremi["policy"]["params"]["reference"] == str(out / "runs/random/seed0")
-    assert (out / "graph.json").exists() and (out / "report" / "graph.png").exists()
+    assert len(list(out.glob("graph-*.json"))) == 1 and (out / "report" / "graph.png").exists()
+
+
+def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_dir, tmp_path):
+    # out of domain: a rectangular graph (5 train skills x 1 eval skill) feeds SKILL-IT
+    out = tmp_path / "ood"
+    args = ["instruct_ood", "--quick", "--seeds", "1", "--arms", "skillit", "--out", str(out)]
+    args += ["--set", f"data.cache_dir={cache_dir}"]
+    first = run.main(args)
+    (graph,) = out.glob("graph-*.json")
+    g = json.loads(graph.read_text())
+    assert len(g["train_skills"]) == 5 and g["eval_skills"] == ["instruct/es/sort"]
+    mixtures = [
+        json.loads(line)["mixture"] for line in open(out / "runs/skillit/seed0/metrics.jsonl")
+    ]
+    assert all(set(m) == set(g["train_skills"]) for m in mixtures)
+    stamp = (out / "runs/skillit/seed0/summary.json").stat().st_mtime_ns
+    # the same command again keeps the finished run and the graph: nothing retrains
+    assert run.main(args) == first
+    assert (out / "runs/skillit/seed0/summary.json").stat().st_mtime_ns == stamp
+    assert list(out.glob("graph-*.json")) == [graph]

@@ -4,9 +4,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from skillit_ray.data import generators
-from skillit_ray.data.generators import addition, lego
+from skillit_ray.data.generators import addition, instruct, lego
 
-CHECK = {"lego": lego.answer, "addition": addition.answer}
+CHECK = {"lego": lego.answer, "addition": addition.answer, "instruct": instruct.answer}
 
 
 def _rows(folder, split):
@@ -26,6 +26,15 @@ def _rows(folder, split):
             },
         ),
         ("addition", {"digits": 3, "rows_per_skill": 60, "val_rows_per_skill": 20}),
+        (
+            "instruct",
+            {
+                "languages": ["en", "es", "fr"],
+                "rows_per_skill": 30,
+                "proportions": [1, 1, 2, 1, 1, 1, 1, 3, 1],
+                "val_rows_per_skill": 10,
+            },
+        ),
     ],
 )
 def test_deterministic_correct_and_disjoint(tmp_path, name, params):
@@ -47,7 +56,8 @@ def test_deterministic_correct_and_disjoint(tmp_path, name, params):
     assert len(keys(train)) == len(train)
     counts = a["train_rows"]
     w = a["natural_proportions"]
-    assert all(counts[s] == round(60 * w[s] / min(w.values())) for s in counts)
+    per = params["rows_per_skill"]
+    assert all(counts[s] == round(per * w[s] / min(w.values())) for s in counts)
 
 
 def test_lego_depth_semantics():
@@ -85,3 +95,39 @@ def test_bad_generator_settings_are_named():
         generators.make_params("lego", {"depth": 3})
     with pytest.raises(ConfigError, match="proportions has 2 entries, expected 5"):
         generators.generate("lego", "/tmp/unused-lego", {"proportions": [1, 2]})
+
+
+def test_instruct_grid_semantics():
+    rows = _rows_of("instruct", {"rows_per_skill": 20, "val_rows_per_skill": 5, "words": 8})
+    assert {r["skill"] for r in rows} == {
+        f"instruct/{lang}/{task}" for lang in ("en", "es") for task in ("copy", "reverse", "sort")
+    }
+    for r in rows:
+        _, lang, task = r["skill"].split("/")
+        prompt, answer = r["text"].split(" : ")
+        words = prompt.split()[2:]
+        assert prompt.split()[:2] == [lang, task] and answer == r["answer"]
+        # every word is of the row's language, drawn without repeats
+        assert all(w.startswith(lang) for w in words + answer.split())
+        assert len(set(words)) == len(words) == 4
+        assert sorted(answer.split()) == sorted(words)
+
+
+def test_instruct_bad_settings_are_named():
+    from skillit_ray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown tasks \['translate'\]"):
+        generators.generate("instruct", "/tmp/unused-instruct", {"tasks": ["translate"]})
+    with pytest.raises(ConfigError, match="proportions must be 6 values"):
+        generators.generate("instruct", "/tmp/unused-instruct", {"proportions": [1, 2]})
+
+
+def test_data_command_takes_every_generator_setting(tmp_path, capsys):
+    from skillit_ray import cli
+
+    args = ["data", "instruct", "--out", str(tmp_path / "i"), "--languages", "[en, fr, de]"]
+    args += ["--tasks", "[sort]", "--proportions", "[1, 2, 3]", "--rows-per-skill", "10"]
+    assert cli.main([*args, "--val-rows-per-skill", "4"]) == 0
+    assert "3 skills, 60 train rows, 12 validation rows" in capsys.readouterr().out
+    rows = _rows(tmp_path / "i", "train")
+    assert sum(r["skill"] == "instruct/de/sort" for r in rows) == 30

@@ -6,13 +6,14 @@ import dataclasses
 import json
 import os
 
-from skillit_ray.data.generators import addition, lego
+from skillit_ray.data.generators import addition, instruct, lego
 from skillit_ray.data.generators.common import fingerprint
 from skillit_ray.errors import ConfigError, DataError
 
 GENERATORS = {
     "lego": (lego.LegoParams, lego.generate, lego.VERSION),
     "addition": (addition.AdditionParams, addition.generate, addition.VERSION),
+    "instruct": (instruct.InstructParams, instruct.generate, instruct.VERSION),
 }
 
 
