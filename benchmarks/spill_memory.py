@@ -59,6 +59,7 @@ def main() -> None:
             "train_split_token_mb": split_mb,
             "rss_after_model_mb": s["worker_rss_after_model_mb"],
             "peak_rss_mb": s["worker_peak_rss_mb"],
+            "rss_after_drain_mb": s["worker_rss_after_drain_mb"],
             "train_samples_per_s": s["train_samples_per_s"],
             "drain_s": s["drain_s"],
         }

@@ -394,6 +394,7 @@ def _summary(
                 "train_samples_per_s": ret["train_samples_per_s"],
                 "worker_rss_after_model_mb": ret.get("rss_model_mb"),
                 "worker_peak_rss_mb": ret.get("peak_rss_mb"),
+                "worker_rss_after_drain_mb": ret.get("rss_after_drain_mb"),
             }
         )
     return out

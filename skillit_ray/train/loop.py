@@ -62,9 +62,10 @@ def _distributed() -> bool:
 def _drain(name: str, skills: tuple, budget_mb: float | None) -> SkillStore:
     shard = ray.train.get_dataset_shard(name)
     budget = None if budget_mb is None else int(budget_mb * 2**20)
-    return SkillStore.from_batches(
-        shard.iter_batches(batch_size=4096, batch_format="numpy"), skills, name, budget
-    )
+    # Under a memory budget, hold fewer rows in flight: smaller batches, no prefetched one.
+    size, prefetch = (4096, 1) if budget is None else (1024, 0)
+    batches = shard.iter_batches(batch_size=size, batch_format="numpy", prefetch_batches=prefetch)
+    return SkillStore.from_batches(batches, skills, name, budget)
 
 
 def _rss_mb(field: str) -> float | None:
@@ -115,6 +116,9 @@ class Worker:
         self.t_train_drained = time.time()
         self.eval_store = _drain("eval", self.meta.eval_skills, budget)
         self.drain_s = time.time() - self.t_model
+        # Where the drained memory sits: private heap, mapped files (a spilled store), or the
+        # object store's shared pages the iterator mapped in.
+        self.rss_drained_mb = {f: _rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
         sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
         if state:
@@ -321,6 +325,7 @@ class Worker:
             "stopped": stopped,
             "rss_model_mb": self.rss_model_mb,
             "peak_rss_mb": _rss_mb("VmHWM"),
+            "rss_after_drain_mb": self.rss_drained_mb,
         }
 
 

@@ -169,3 +169,23 @@ def test_curriculum_pool_is_the_easiest_rows():
     assert m.row_filter == ("max", 0.5) and np.allclose(m.probs, [2 / 6, 3 / 6, 1 / 6])
     anti = build_policy("anticurriculum").init(c)  # hardest 3: 1.0, 0.9, 0.8
     assert anti.row_filter == ("min", 0.8) and np.allclose(anti.probs, [1 / 3, 0, 2 / 3])
+
+
+def test_skillit_sparse_graph_gives_the_dense_mixture(tmp_path):
+    # 60 skills, a few edges each: stored as coordinate lists, the mixture must not change
+    rng = np.random.default_rng(0)
+    k = 60
+    names = tuple(f"s{i}" for i in range(k))
+    A = np.eye(k) + (rng.random((k, k)) < 0.03) * rng.uniform(-1, 1, (k, k))
+    g = tmp_path / "g.json"
+    g.write_text(json.dumps({"train_skills": names, "eval_skills": names, "matrix": A.tolist()}))
+    pol = build_policy("skillit", {"graph": str(g), "eta": 0.3, "window": 1})
+    c = ctx(train_skills=names, eval_skills=names, natural_proportions=None)
+    p0 = pol.init(c).probs
+    assert type(pol.A).__name__ == "SparseGraph"
+    assert np.allclose(p0, np.exp(0.3 * A.sum(1)) / np.exp(0.3 * A.sum(1)).sum())
+    L = rng.uniform(0.5, 3.0, k)
+    ev = dict(zip(names, L.tolist()))
+    p = pol.update(Observation(0, 0, {}, {}, ev, {}, {}, [{"step": 0, "loss": ev}])).probs
+    want = np.exp(0.3 * (A @ L))
+    assert np.allclose(p, want / want.sum(), rtol=1e-12)
