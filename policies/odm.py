@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from skillit_policies._common import losses_for, param, softmax
+from skillit_policies._common import losses_for, one_of, param, softmax
 
 from skillit_ray.mixture import Mixture, Observation, PolicyContext
 from skillit_ray.policy import Policy
@@ -36,8 +36,15 @@ class OdmPolicy(Policy):
     @dataclass
     class Config:
         alpha: float = param(0.9, "Smoothing of the rewards (0: the last round only).")
+        clock: str = param(
+            "steps",
+            "What t counts in the exploration rate: 'steps' (ODM updates every step, so its t is "
+            "the training step; the default) or 'rounds' (updates seen). With 'rounds' and few "
+            "rounds, eps_t = 1/K for the first K ln K rounds: the mixture stays uniform.",
+        )
 
     def init(self, ctx: PolicyContext) -> Mixture:
+        one_of(self.name, "clock", self.config.clock, ("steps", "rounds"))
         self.skills = ctx.train_skills
         self.rewards = np.zeros(len(self.skills))
         self.t = 0
@@ -50,9 +57,10 @@ class OdmPolicy(Policy):
         loss = losses_for(self.name, obs.train_loss, drawn, "train loss")
         a = self.config.alpha
         self.rewards[idx] = a * self.rewards[idx] + (1 - a) * loss / self.probs[idx]
-        self.t += 1
+        prev = self.t
+        self.t = max(int(obs.step), prev + 1) if self.config.clock == "steps" else prev + 1
         k = len(self.skills)
-        eps_prev = exploration(k, max(self.t - 1, 1))
+        eps_prev = exploration(k, max(prev, 1))
         self.probs = exp3_probs(self.rewards, eps_prev, exploration(k, self.t))
         return Mixture(self.skills, self.probs)
 

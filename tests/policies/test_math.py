@@ -41,7 +41,7 @@ def obs(r, eval_loss=None, train_loss=None, samples=None):
 
 
 def test_exp3_probabilities_by_hand():
-    pol = build_policy("odm", {"alpha": 0.5})
+    pol = build_policy("odm", {"alpha": 0.5, "clock": "rounds"})
     L = np.array([3.0, 1.5, 0.3])
     assert np.allclose(pol.init(ctx()).probs, [1 / 3] * 3)
     # eps_t = min(1/3, sqrt(ln 3 / (3 t))) is 1/3 for t <= 3, so K * eps = 1: uniform.
@@ -56,6 +56,21 @@ def test_exp3_probabilities_by_hand():
     soft = np.exp(R4 / 3) / np.exp(R4 / 3).sum()
     assert np.allclose(p, (1 - 3 * eps4) * soft + eps4)
     assert p[0] > p[1] > p[2]
+
+
+def test_exp3_clock_counts_training_steps():
+    # ODM updates every step, so after a 100-step round its t is 100, not 1
+    pol = build_policy("odm", {"alpha": 0.5})
+    pol.init(ctx())
+    L = np.array([3.0, 1.5, 0.3])
+    ev = Observation(0, 100, {}, {s: 5 for s in SK}, {}, {}, dict(zip(SK, L.tolist())), [])
+    p = pol.update(ev).probs
+    eps = math.sqrt(math.log(3) / 300)
+    R = 1.5 * L
+    soft = np.exp(R / 3) / np.exp(R / 3).sum()  # eps of the previous update (t = 1) is 1/3
+    assert pol.t == 100 and np.allclose(p, (1 - 3 * eps) * soft + eps)
+    with pytest.raises(PolicyError, match="clock='epochs'"):
+        build_policy("odm", {"clock": "epochs"}).init(ctx())
 
 
 def test_doremi_excess_loss(tmp_path):
