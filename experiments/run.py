@@ -3,8 +3,9 @@
     python experiments/run.py lego_pt [--seeds 5] [--out DIR] [--arms a,b] [--set k=v] [--quick]
 
 Steps: learn the skills graph once with ``graph learn`` (seed 0, the recipe's graph settings)
-when an arm uses it; run the arms as Ray tasks, as many at once as the CPUs allow (each a full
-``skillit-ray run`` with its own run directory under ``DIR/runs/<arm>/seed<k>``); write
+when an arm uses it, or reuse ``DIR/graph-<settings hash>.json``; run the arms as Ray tasks, as
+many at once as the CPUs allow (each a full ``skillit-ray run`` with its own run directory under
+``DIR/runs/<arm>/seed<k>``; one already finished with the same config is kept); write
 ``results.json``, ``results.md`` (mean +- std over seeds of the mean eval accuracy and loss at
 half and full budget, per-skill final accuracy) and ``report/`` (``skillit-ray report`` over
 every run, grouped by policy).

@@ -66,3 +66,19 @@ def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_d
     assert run.main(args) == first
     assert (out / "runs/skillit/seed0/summary.json").stat().st_mtime_ns == stamp
     assert list(out.glob("graph-*.json")) == [graph]
+
+
+@pytest.mark.parametrize("name", ["addition_pt", "lego_ft", "addition_ft", "instruct_ft"])
+def test_quick_mode_of_each_other_experiment(name, ray_session, cache_dir, tmp_path):
+    # one SKILL-IT arm each: its graph is learned for the experiment's own train/eval skills
+    out = tmp_path / name
+    args = [name, "--quick", "--seeds", "1", "--arms", "skillit", "--out", str(out)]
+    results = run.main([*args, "--set", f"data.cache_dir={cache_dir}"])
+    assert list(results) == ["skillit"] and results["skillit"]["steps"] == [4, 8]
+    (graph,) = out.glob("graph-*.json")
+    g = json.loads(graph.read_text())
+    cfg = yaml.safe_load((out / "runs/skillit/seed0/config.yaml").read_text())
+    assert g["eval_skills"] == cfg["data"]["eval_skills"] or cfg["data"]["eval_skills"] is None
+    for sk in results["skillit"]["acc_per_skill"]:
+        assert sk in g["eval_skills"]
+    assert (out / "report" / "index.html").exists()
