@@ -50,8 +50,9 @@ class Mixture:
 def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixture:
     """Check a policy's output: right skills, finite, non-negative, sums to 1. Names the policy."""
     if isinstance(mix, dict):
+        known = set(skills)
         missing = [s for s in skills if s not in mix]
-        extra = [s for s in mix if s not in skills]
+        extra = [s for s in mix if s not in known]
         if missing or extra:
             raise PolicyError(
                 f"policy '{policy}' returned a mixture with wrong skills: "
@@ -67,7 +68,7 @@ def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixtu
     p = np.asarray(mix.probs, dtype=np.float64)
     if p.shape != (len(skills),):
         raise PolicyError(f"policy '{policy}' returned probabilities of shape {p.shape}")
-    bad = [(s, float(v)) for s, v in zip(skills, p, strict=True) if not math.isfinite(v) or v < 0]
+    bad = [(skills[i], float(p[i])) for i in np.flatnonzero(~np.isfinite(p) | (p < 0))]
     if bad:
         raise PolicyError(
             f"policy '{policy}' returned invalid probabilities {bad}: expected finite values >= 0"
