@@ -103,7 +103,7 @@ def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: 
         for s in range(seeds)
     }
     todo = [(a, s) for s in range(seeds) for a in arms]
-    pending, done, t0, total = {}, set(), time.time(), len(todo)
+    pending, done, t0, total, ran = {}, set(), time.time(), len(todo), 0
     while todo or pending:
         ready = [(a, s) for a, s in todo if all((ref, s) in done for ref in a.refs())]
         for a, s in ready[: max(0, parallel - len(pending))]:
@@ -121,10 +121,11 @@ def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: 
         a, s = pending.pop(finished[0])
         summary = ray.get(finished[0])
         done.add((a.label, s))
+        ran += 1
         elapsed = time.time() - t0
-        eta = elapsed / len(done) * (total - len(done))
+        eta = elapsed / ran * (total - ran)
         print(
-            f"[{len(done)}/{total}] {a.label} seed {s}: mean eval loss "
+            f"[{ran}/{total}] {a.label} seed {s}: mean eval loss "
             f"{summary['final_mean_eval_loss']:.4f}, acc {summary['final_mean_eval_acc'] or 0:.3f} "
             f"({summary['wall_s']:.0f}s) | {fmt_duration(elapsed)} elapsed, "
             f"ETA {fmt_duration(eta)}",
