@@ -3,7 +3,7 @@
 Each skill is a bandit arm; its reward is its training loss this round (no extra evaluation),
 importance-weighted by the probability it had and smoothed:
     R_i <- alpha * R_i + (1 - alpha) * L_i / p_i          (skills drawn this round)
-    eps_t = min(1/K, sqrt(ln K / (K * t)))               (t = rounds seen, from 1)
+    eps_t = min(1/K, sqrt(ln K / (K * t)))     (t = training steps so far; clock: rounds = updates)
     p_i = (1 - K * eps_t) * softmax(eps_{t-1} * R)_i + eps_t
 """
 
