@@ -9,7 +9,8 @@ and evaluation cadence, with the same number of torch threads. Printed:
   - end to end: wall time of the whole job, the ratio plain / Ray.
 The plain loop runs once before and once after the Ray run; both figures are printed. With
 ``train.num_workers=2`` the Ray run is DDP over two 1-thread workers (gloo) and the plain loop
-one process with two torch threads on the same global batch.
+one process with two torch threads on the same global batch. With ``train.use_gpu=true`` both
+train on the GPU with bf16 autocast (the Ray run's one-worker process group is NCCL).
 
     python benchmarks/pipeline_overhead.py [--config experiments/lego_pt.yaml] [--set k=v ...]
 """
@@ -36,12 +37,18 @@ from skillit_ray.train.local import batch, step
 from skillit_ray.train.optim import build_optimizer, build_scheduler
 
 
-def train_block(model, opt, sched, store, sampler, skills, probs, n, t, r, lo):
-    """Steps lo..lo+n of round r: the round's plan rows for those steps, as the Ray run."""
+def train_block(model, opt, sched, store, sampler, skills, probs, n, t, r, lo, device):
+    """Steps lo..lo+n of round r: the round's plan rows for those steps, as the Ray run
+    (on a GPU with bf16 autocast, as the Ray run)."""
     plan = make_plan(np.asarray(probs), t.steps_per_round, t.batch_size, t.seed, r)
+    cuda = device.type == "cuda"
     for s in range(lo, lo + n):
         ids, mask, _ = batch(store, skills, plan.slots[s], sampler.take)
-        step(model, opt, sched, torch.from_numpy(ids), torch.from_numpy(mask), t.grad_clip)
+        ids, mask = (torch.from_numpy(a).to(device, non_blocking=cuda) for a in (ids, mask))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            step(model, opt, sched, ids, mask, t.grad_clip)
+    if cuda:  # the block's queued kernels belong to its time
+        torch.cuda.synchronize()
 
 
 def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
@@ -53,11 +60,11 @@ def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
     torch.manual_seed(t.seed)
     data = prepare(cfg)
     train, ev = data.local_store("train"), data.local_store("eval")
-    model = build_model(cfg.model, data.vocab_size, data.max_len)
+    device = torch.device("cuda" if t.use_gpu else "cpu")
+    model = build_model(cfg.model, data.vocab_size, data.max_len).to(device)
     opt = build_optimizer(model, float(t.lr), t.weight_decay)
     sched = build_scheduler(opt, t.warmup_steps, cfg.total_steps)
     sampler = SkillSampler({s: train.rows(s) for s in data.train_skills}, t.seed, 0)
-    device = torch.device("cpu")
     train_s = eval_s = 0.0
     for r, probs in enumerate(mixtures):
         # Train in eval_every blocks so evaluation happens where the Ray run evaluates.
@@ -65,7 +72,9 @@ def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
         for lo in range(0, t.steps_per_round, block):
             n = min(block, t.steps_per_round - lo)
             t1 = time.perf_counter()
-            train_block(model, opt, sched, train, sampler, data.train_skills, probs, n, t, r, lo)
+            train_block(
+                model, opt, sched, train, sampler, data.train_skills, probs, n, t, r, lo, device
+            )
             train_s += time.perf_counter() - t1
             t1 = time.perf_counter()
             loss_by_skill, _ = evaluate(model, ev, t.eval_batch_size, device, data.with_accuracy)
@@ -103,6 +112,7 @@ def main() -> None:
     plain_wall = (before["wall_s"] + after["wall_s"]) / 2
     rs = ray_summary
     report = {
+        "device": torch.cuda.get_device_name(0) if cfg.train.use_gpu else "cpu",
         "config": args.config,
         "overrides": args.set,
         "ray_workers": cfg.train.num_workers,
