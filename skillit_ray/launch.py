@@ -395,6 +395,7 @@ def _summary(
                 "worker_rss_after_model_mb": ret.get("rss_model_mb"),
                 "worker_peak_rss_mb": ret.get("peak_rss_mb"),
                 "worker_rss_after_drain_mb": ret.get("rss_after_drain_mb"),
+                "worker_peak_rss_by_phase_mb": ret.get("peak_rss_by_phase_mb"),
             }
         )
     return out

@@ -111,10 +111,14 @@ class Worker:
             self.step, self.start_round = state["step"], self.restored[3]["round"] + 1
         self.t_model = time.time()
         self.rss_model_mb = _rss_mb("VmRSS")
+        # Peak RSS (VmHWM) at the end of each phase: its increments say which phase set the peak.
+        self.peaks: dict[str, float | None] = {"model": _rss_mb("VmHWM")}
         budget = self.cfg.data.memory_budget_mb
         self.train_store = _drain("train", self.meta.train_skills, budget)
         self.t_train_drained = time.time()
+        self.peaks["drain_train"] = _rss_mb("VmHWM")
         self.eval_store = _drain("eval", self.meta.eval_skills, budget)
+        self.peaks["drain_eval"] = _rss_mb("VmHWM")
         self.drain_s = time.time() - self.t_model
         # Where the drained memory sits: private heap, mapped files (a spilled store), or the
         # object store's shared pages the iterator mapped in.
@@ -196,11 +200,14 @@ class Worker:
             t0 = time.perf_counter()
             self._train_step(slots[s], sums, row_filter, r)
             train_s += time.perf_counter() - t0
+            if s == 0:
+                self.peaks.setdefault("first_step", _rss_mb("VmHWM"))
             last = s == t.steps_per_round - 1
             if (last and at_end) or (inside and (s + 1) % t.eval_every == 0):
                 t0 = time.perf_counter()
                 checkpoints.append(self._eval())
                 eval_s += time.perf_counter() - t0
+                self.peaks.setdefault("first_eval", _rss_mb("VmHWM"))
         if _distributed():
             total = torch.from_numpy(sums)
             dist.all_reduce(total)
@@ -307,8 +314,10 @@ class Worker:
                 break
             if self.rank == 0:
                 ray.get(self.coord.report.remote(record))
+            self.peaks[f"round{r + 1}_trained"] = _rss_mb("VmHWM")
             last = r + 1 == t.rounds
             self._report(record, save=last or (r + 1) % t.checkpoint_every == 0, final=last)
+            self.peaks[f"round{r + 1}_reported"] = _rss_mb("VmHWM")
             if not last:
                 mix = ray.get(self.coord.get_mixture.remote(r + 1))
         samples = (t.rounds - self.start_round) * t.steps_per_round * t.batch_size
@@ -326,6 +335,7 @@ class Worker:
             "rss_model_mb": self.rss_model_mb,
             "peak_rss_mb": _rss_mb("VmHWM"),
             "rss_after_drain_mb": self.rss_drained_mb,
+            "peak_rss_by_phase_mb": self.peaks,
         }
 
 
