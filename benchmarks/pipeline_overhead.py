@@ -112,7 +112,8 @@ def main() -> None:
     plain_wall = (before["wall_s"] + after["wall_s"]) / 2
     rs = ray_summary
     report = {
-        "device": torch.cuda.get_device_name(0) if cfg.train.use_gpu else "cpu",
+        "device": rs["device"],
+        "process_group": rs["process_group"],
         "config": args.config,
         "overrides": args.set,
         "ray_workers": cfg.train.num_workers,

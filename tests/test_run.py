@@ -46,11 +46,14 @@ def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"] == 3 and summary["steps"] == 24
     assert summary["samples"] == {s: sum(r["samples"][s] for r in rows) for s in skills}
-    peaks = summary["worker_peak_rss_by_phase_mb"]  # Linux /proc: VmHWM never goes down
+    # VmHWM only grows, up to the kernel's per-thread RSS counter batching (well under 1 MiB)
+    peaks = summary["worker_peak_rss_by_phase_mb"]
     assert list(peaks)[:5] == ["model", "drain_train", "drain_eval", "first_step", "first_eval"]
     assert list(peaks)[-2:] == ["round3_trained", "round3_reported"]
-    assert list(peaks.values()) == sorted(peaks.values())
+    v = list(peaks.values())
+    assert all(b > a - 1.0 for a, b in zip(v, v[1:], strict=False)), peaks
     assert max(peaks.values()) <= summary["worker_peak_rss_mb"]
+    assert (summary["device"], summary["process_group"]) == ("cpu", "gloo")
     resolved = config.load(str(out / "config.yaml"))
     assert resolved.policy.params["eta"] == 2.0
 

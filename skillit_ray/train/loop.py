@@ -80,6 +80,10 @@ def _rss_mb(field: str) -> float | None:
     return None
 
 
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
 class Worker:
     """State of one rank; ``run`` is the whole loop."""
 
@@ -208,10 +212,10 @@ class Worker:
                 checkpoints.append(self._eval())
                 eval_s += time.perf_counter() - t0
                 self.peaks.setdefault("first_eval", _rss_mb("VmHWM"))
-        if _distributed():
-            total = torch.from_numpy(sums)
+        if _distributed():  # NCCL reduces device tensors only
+            total = torch.from_numpy(sums).to(self.device)
             dist.all_reduce(total)
-            sums = total.numpy()
+            sums = total.cpu().numpy()
         skills = self.meta.train_skills
         return {
             "round": r,
@@ -336,6 +340,8 @@ class Worker:
             "peak_rss_mb": _rss_mb("VmHWM"),
             "rss_after_drain_mb": self.rss_drained_mb,
             "peak_rss_by_phase_mb": self.peaks,
+            "device": _device_name(self.device),
+            "process_group": dist.get_backend() if dist.is_initialized() else None,
         }
 
 
