@@ -26,7 +26,7 @@ timeout 300 python3 benchmarks/pipeline_overhead.py --config experiments/lego_pt
 for policy in stratified skillit; do
     params='{}'
     [ "$policy" = skillit ] && params='{graph: graphs/lego_paper.json, eta: 0.5, window: 3}'
-    timeout 170 python3 -m skillit_ray.cli run experiments/lego_pt.yaml --out "$runs/$policy" \
+    timeout 400 python3 -m skillit_ray.cli run experiments/lego_pt.yaml --out "$runs/$policy" \
         --set train.use_gpu=true --set train.cpus_per_worker=4 --set "$big" \
         --set train.steps_per_round=500 --set train.batch_size=64 --set train.lr=5e-4 \
         --set train.warmup_steps=100 --set train.eval_every=100 \
