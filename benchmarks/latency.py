@@ -1,7 +1,8 @@
 """Per-round costs that grow with the number of skills, measured side by side in one run.
 
-- coordinator round trip: rank 0's ``report`` (policy update) + ``get_mixture`` on the real
-  coordinator actor of a local Ray cluster, SKILL-IT with a dense graph;
+- coordinator round trip: rank 0's ``report`` (its round record, with eval and train losses,
+  checkpoints and sampler state for every skill; the policy update) + ``get_mixture`` on the
+  real coordinator actor of a local Ray cluster, SKILL-IT with a dense graph;
 - policy update: SKILL-IT's ``update`` in-process, dense K x K graph (identity above
   ``--dense-max``), K = 10 .. 10,000;
 - round plan: ``make_plan`` (largest-remainder counts + shuffled slots), K = 10 .. 10,000.
@@ -84,7 +85,7 @@ def round_plan(k: int, repeats: int) -> dict:
 def coordinator_round_trip(k: int, graph: str, repeats: int) -> dict:
     import ray
 
-    from skillit_ray.coordinator import Coordinator
+    from skillit_ray.coordinator import Coordinator, pack
 
     ctx = context(k)
     coord = Coordinator.remote("skillit", {"graph": graph, "eta": 0.5}, ctx)
@@ -92,9 +93,11 @@ def coordinator_round_trip(k: int, graph: str, repeats: int) -> dict:
     times = []
     for r in range(repeats):
         o = observation(ctx, r)
-        rec = {**o.__dict__, "consumed": {}}
+        # What rank 0 really sends: the sampler's per-skill state rides along every round.
+        state = {s: r for s in ctx.train_skills}
+        rec = {**o.__dict__, "consumed": {"epoch": state, "cursor": state, "drawn": state}}
         t = time.perf_counter()
-        ray.get(coord.report.remote(rec))
+        ray.get(coord.report.remote(pack(rec)))
         ray.get(coord.get_mixture.remote(r + 1))
         times.append(time.perf_counter() - t)
     ray.kill(coord)

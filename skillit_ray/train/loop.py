@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from skillit_ray.config import from_dict
+from skillit_ray.coordinator import pack
 from skillit_ray.data.plan import make_plan
 from skillit_ray.data.store import SkillSampler, SkillStore
 from skillit_ray.errors import CheckpointError
@@ -309,7 +310,7 @@ class Worker:
         for r in range(self.start_round, t.rounds):
             record = self._round(r, mix)
             train_s += record["train_s"]
-            ray.get(self.coord.rank_round.remote(self._rank_record(r, mix)))
+            ray.get(self.coord.rank_round.remote(pack(self._rank_record(r, mix))))
             stopped = non_finite(record)
             if stopped:  # all ranks see the same all-reduced losses, so all stop here
                 if self.rank == 0:
@@ -317,7 +318,7 @@ class Worker:
                 self._report(record, save=True, diverged=stopped)
                 break
             if self.rank == 0:
-                ray.get(self.coord.report.remote(record))
+                ray.get(self.coord.report.remote(pack(record)))
             self.peaks[f"round{r + 1}_trained"] = _rss_mb("VmHWM")
             last = r + 1 == t.rounds
             self._report(record, save=last or (r + 1) % t.checkpoint_every == 0, final=last)
