@@ -396,6 +396,7 @@ def _summary(
                 "worker_peak_rss_mb": ret.get("peak_rss_mb"),
                 "worker_rss_after_drain_mb": ret.get("rss_after_drain_mb"),
                 "worker_peak_rss_by_phase_mb": ret.get("peak_rss_by_phase_mb"),
+                "train_store_spilled": ret.get("spilled"),
                 "device": ret.get("device"),
                 "process_group": ret.get("process_group"),
             }

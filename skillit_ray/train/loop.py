@@ -341,6 +341,7 @@ class Worker:
             "peak_rss_mb": _rss_mb("VmHWM"),
             "rss_after_drain_mb": self.rss_drained_mb,
             "peak_rss_by_phase_mb": self.peaks,
+            "spilled": self.train_store.spill is not None,
             "device": _device_name(self.device),
             "process_group": dist.get_backend() if dist.is_initialized() else None,
         }
