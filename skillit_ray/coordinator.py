@@ -227,8 +227,10 @@ class Coordinator:
         record = pickle.loads(packed)
         await self._locked(self.impl.report, record, f"round {record['round']}")
 
-    async def stopped(self, record: dict, reason: str) -> None:
-        """Rank 0 ends the run without a policy update (e.g. a non-finite eval loss)."""
+    async def stopped(self, packed: bytes, reason: str) -> None:
+        """Rank 0 ends the run without a policy update (e.g. a non-finite eval loss); its
+        round record comes ``pack``ed, as in ``report``."""
+        record = pickle.loads(packed)
         async with self.cond:
             self.impl.history.append({**record, "stopped": reason, "t_report": time.time()})
             self.cond.notify_all()

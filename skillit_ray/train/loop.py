@@ -117,13 +117,14 @@ class Worker:
         self.t_model = time.time()
         self.rss_model_mb = _rss_mb("VmRSS")
         # Peak RSS (VmHWM) at the end of each phase: its increments say which phase set the peak.
-        self.peaks: dict[str, float | None] = {"model": _rss_mb("VmHWM")}
+        self.peaks: dict[str, float | None] = {}
+        self._peak("model")
         budget = self.cfg.data.memory_budget_mb
         self.train_store = _drain("train", self.meta.train_skills, budget)
         self.t_train_drained = time.time()
-        self.peaks["drain_train"] = _rss_mb("VmHWM")
+        self._peak("drain_train")
         self.eval_store = _drain("eval", self.meta.eval_skills, budget)
-        self.peaks["drain_eval"] = _rss_mb("VmHWM")
+        self._peak("drain_eval")
         self.drain_s = time.time() - self.t_model
         # Where the drained memory sits: private heap, mapped files (a spilled store), or the
         # object store's shared pages the iterator mapped in.
@@ -132,6 +133,11 @@ class Worker:
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
         if state:
             self.sampler.load_state_dict(self.restored[1][self.rank])
+
+    def _peak(self, phase: str, once: bool = False) -> None:
+        """VmHWM at the end of ``phase``; ``once``: only at its first end (no /proc read after)."""
+        if not (once and phase in self.peaks):
+            self.peaks[phase] = _rss_mb("VmHWM")
 
     def _load_checkpoint(self):
         """(state, ranks, coordinator, meta) of Ray Train's latest checkpoint, or None."""
@@ -205,14 +211,13 @@ class Worker:
             t0 = time.perf_counter()
             self._train_step(slots[s], sums, row_filter, r)
             train_s += time.perf_counter() - t0
-            if s == 0:
-                self.peaks.setdefault("first_step", _rss_mb("VmHWM"))
+            self._peak("first_step", once=True)
             last = s == t.steps_per_round - 1
             if (last and at_end) or (inside and (s + 1) % t.eval_every == 0):
                 t0 = time.perf_counter()
                 checkpoints.append(self._eval())
                 eval_s += time.perf_counter() - t0
-                self.peaks.setdefault("first_eval", _rss_mb("VmHWM"))
+                self._peak("first_eval", once=True)
         if _distributed():  # NCCL reduces device tensors only
             total = torch.from_numpy(sums).to(self.device)
             dist.all_reduce(total)
@@ -314,15 +319,15 @@ class Worker:
             stopped = non_finite(record)
             if stopped:  # all ranks see the same all-reduced losses, so all stop here
                 if self.rank == 0:
-                    ray.get(self.coord.stopped.remote(record, stopped))
+                    ray.get(self.coord.stopped.remote(pack(record), stopped))
                 self._report(record, save=True, diverged=stopped)
                 break
             if self.rank == 0:
                 ray.get(self.coord.report.remote(pack(record)))
-            self.peaks[f"round{r + 1}_trained"] = _rss_mb("VmHWM")
+            self._peak(f"round{r + 1}_trained")
             last = r + 1 == t.rounds
             self._report(record, save=last or (r + 1) % t.checkpoint_every == 0, final=last)
-            self.peaks[f"round{r + 1}_reported"] = _rss_mb("VmHWM")
+            self._peak(f"round{r + 1}_reported")
             if not last:
                 mix = ray.get(self.coord.get_mixture.remote(r + 1))
         samples = (t.rounds - self.start_round) * t.steps_per_round * t.batch_size
