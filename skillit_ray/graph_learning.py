@@ -138,7 +138,7 @@ def learn(cfg: Config, g: GraphLearnConfig, echo: bool = True) -> SkillsGraph:
     from skillit_ray.data.store import SkillStore
 
     data = prepare(cfg)
-    datasets = data.datasets(cfg.data.tokenizer)
+    datasets = data.datasets(cfg.data.tokenizer, cfg.data.memory_budget_mb)
     batches = lambda ds: ds.iter_batches(batch_size=4096, batch_format="numpy")  # noqa: E731
     train_store = SkillStore.from_batches(batches(datasets["train"]), data.train_skills, "train")
     eval_store = SkillStore.from_batches(batches(datasets["eval"]), data.eval_skills, "eval")

@@ -243,7 +243,7 @@ def _fit(cfg, out, echo, callbacks, data, meta, fp, ident, coord, t0) -> dict:
     t = cfg.train
     run_name, storage = ident["run_name"], ident["storage"]
     meta.needs = tuple(ray.get(coord.needs.remote()))  # policy errors surface before training
-    datasets = data.datasets(cfg.data.tokenizer)
+    datasets = data.datasets(cfg.data.tokenizer, cfg.data.memory_budget_mb)
     if "difficulty" in meta.needs:
         datasets["train"] = _score_difficulty(cfg, data, datasets["train"], coord)
     metrics_path = os.path.join(out, "metrics.jsonl")

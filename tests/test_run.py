@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from skillit_ray import cli, config, launch
+from skillit_ray import cli, config, launch, policy
 from skillit_ray.errors import PolicyError
 from skillit_ray.mixture import Mixture, largest_remainder
 from skillit_ray.policy import Policy, register_policy
@@ -58,7 +58,6 @@ def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys
     assert resolved.policy.params["eta"] == 2.0
 
 
-@register_policy("test_breaks_in_round_1")
 class BreaksInRound1(Policy):
     """Returns a negative probability after round 1 (to test the run's guard)."""
 
@@ -76,7 +75,17 @@ class BreaksInRound1(Policy):
         return Mixture(self.skills, np.array([1.5, -0.5] + [0.0] * (len(self.skills) - 2)))
 
 
-def test_invalid_mixture_stops_run_naming_policy(ray_session, cache_dir, tmp_path):
+@pytest.fixture
+def breaks_in_round_1():
+    """Registered only for its test, so the plugin contract tests never collect it."""
+    register_policy("test_breaks_in_round_1")(BreaksInRound1)
+    yield
+    policy._REGISTERED.pop("test_breaks_in_round_1")
+
+
+def test_invalid_mixture_stops_run_naming_policy(
+    ray_session, cache_dir, tmp_path, breaks_in_round_1
+):
     raw = tiny_lego(cache_dir, rounds=3, steps_per_round=2, eval_every=None)
     raw["policy"] = {"name": "test_breaks_in_round_1"}
     cfg = config.from_dict(raw)

@@ -122,8 +122,26 @@ def build_dataset(
     vocab_size: int,
     pad_id: int,
     tokenizer: str | None,
+    max_block_bytes: int | None = None,
 ):
-    """The streaming Dataset for one split (read -> validate/tokenize/pad)."""
+    """The streaming Dataset for one split (read -> validate/tokenize/pad).
+
+    ``max_block_bytes`` caps its blocks (Ray Data's default is 128 MiB): a worker maps and
+    converts a whole block at a time, so a block bigger than its memory budget would break it.
+    """
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.target_max_block_size
+    if max_block_bytes is not None:
+        ctx.target_max_block_size = min(saved or max_block_bytes, max_block_bytes)
+    try:  # a Dataset keeps the context current when it is created
+        return _read_and_prepare(info, skills, max_len, vocab_size, pad_id, tokenizer)
+    finally:
+        ctx.target_max_block_size = saved
+
+
+def _read_and_prepare(info, skills, max_len, vocab_size, pad_id, tokenizer):
     import ray.data
 
     cols = [c for c in ("row_id", "skill", "input_ids", "loss_mask", "text") if c in info.columns]

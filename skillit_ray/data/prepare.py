@@ -55,8 +55,11 @@ class PreparedData:
         )
         return SkillStore.from_batches(batches, tuple(skills), split)
 
-    def datasets(self, tokenizer: str | None) -> dict:
-        args = (self.max_len, self.vocab_size, self.pad_id, tokenizer)
+    def datasets(self, tokenizer: str | None, memory_budget_mb: float | None = None) -> dict:
+        # Under a budget, blocks of an eighth of it: a worker holds a block, the batch it is
+        # copying and the store's in-memory part at once (memory.py, store.py).
+        block = None if memory_budget_mb is None else max(int(memory_budget_mb * 2**20 / 8), 2**16)
+        args = (self.max_len, self.vocab_size, self.pad_id, tokenizer, block)
         return {
             "train": build_dataset(self.train, list(self.train_skills), *args),
             "eval": build_dataset(self.eval, list(self.eval_skills), *args),

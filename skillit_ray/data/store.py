@@ -40,7 +40,8 @@ class SkillStore:
         self.ids = ids
         self.mask = mask
         self.difficulty = difficulty
-        self.keys = keys or {}  # per skill, the sorted content keys (row identities)
+        # Per skill, the sorted content keys (row identities): [n] in memory, [n, 1] spilled.
+        self.keys = keys or {}
         self.order = order  # per skill, row i of the sorted store is file row order[i]
         self.spill = spill  # keeps the spill files alive as long as the store
 
@@ -83,6 +84,10 @@ class SkillStore:
 
     def rows(self, skill: str) -> int:
         return self.ids[skill].shape[0]
+
+    def row_keys(self, skill: str, limit: int | None = None) -> np.ndarray:
+        """A skill's sorted content keys, the first ``limit`` of them (all by default)."""
+        return np.asarray(self.keys[skill][:limit]).ravel()
 
     def eligible(self, skill: str, row_filter: tuple[str, float]) -> np.ndarray:
         """Rows of a skill inside a policy's difficulty bound ("max" or "min")."""
@@ -136,7 +141,8 @@ class RowFile:
 class Spill:
     """Per-skill token files that grow batch by batch; read row by row once the drain ends.
 
-    Keys and difficulties (a few bytes per row) stay in memory; the [n, L] arrays do not."""
+    During the drain the keys and difficulties (a few bytes per row) stay in memory; the [n, L]
+    arrays do not."""
 
     def __init__(self, split: str):
         self.dir = tempfile.TemporaryDirectory(prefix=f"skillit-store-{split}-")
@@ -165,16 +171,22 @@ class Spill:
             ps.clear()
 
     def store(self, skills: tuple[str, ...]) -> SkillStore:
+        """The spilled SkillStore. What stays in memory is 4 bytes per row (``order``, int32
+        below 2**31 rows) plus difficulties if any: the sorted keys go to a file too."""
         ids, mask, keys, order, diff = {}, {}, {}, {}, {}
         for s in skills:
             n, (length, id_t, mask_t) = self.rows[s], self.meta[s]
             ids[s] = RowFile(self._path(s, "ids"), id_t, n, length)
             mask[s] = RowFile(self._path(s, "mask"), mask_t, n, length)
-            raw = np.concatenate(self.small[s]["key"])
-            order[s] = np.argsort(raw, kind="stable")
-            keys[s] = raw[order[s]]
-            if "difficulty" in self.small[s]:
-                diff[s] = np.concatenate(self.small[s]["difficulty"])[order[s]]
+            small = self.small.pop(s)
+            raw = np.concatenate(small.pop("key"))
+            o = np.argsort(raw, kind="stable")
+            with open(self._path(s, "key"), "wb") as fh:
+                fh.write(raw[o].tobytes())
+            keys[s] = RowFile(self._path(s, "key"), raw.dtype, n, 1)
+            if "difficulty" in small:
+                diff[s] = np.concatenate(small.pop("difficulty"))[o]
+            order[s] = o.astype(np.int32) if n < 2**31 else o
         return SkillStore(skills, ids, mask, diff or None, keys, order, self)
 
 

@@ -9,6 +9,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,10 @@ from skillit_ray.train import checkpoint
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, optimizer_step
 from skillit_ray.train.loss import token_losses
+from skillit_ray.train.memory import release_object_store_pages, rss_mb, trim_heap
 from skillit_ray.train.optim import build_optimizer, build_scheduler
+
+ROW_KEYS_SHOWN = 10_000  # per skill and rank, in round 0's ranks.jsonl record
 
 
 @dataclass
@@ -66,19 +70,20 @@ def _drain(name: str, skills: tuple, budget_mb: float | None) -> SkillStore:
     # Under a memory budget, hold fewer rows in flight: smaller batches, no prefetched one.
     size, prefetch = (4096, 1) if budget is None else (1024, 0)
     batches = shard.iter_batches(batch_size=size, batch_format="numpy", prefetch_batches=prefetch)
-    return SkillStore.from_batches(batches, skills, name, budget)
+    # Hand back the object-store pages of read blocks as the drain goes (memory.py says why):
+    # under a budget once they pass a quarter of it, otherwise once at the end.
+    every = None if budget is None else budget / 4 / 2**20
+    store = SkillStore.from_batches(_releasing(batches, every), skills, name, budget)
+    release_object_store_pages()
+    trim_heap()
+    return store
 
 
-def _rss_mb(field: str) -> float | None:
-    """VmRSS (now) or VmHWM (peak) of this process in MiB, where /proc has it (Linux)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+def _releasing(batches: Iterable[dict], every_mb: float | None) -> Iterator[dict]:
+    for b in batches:
+        yield b  # the store copies what it keeps before asking for the next batch
+        if every_mb is not None and (rss_mb("RssShmem") or 0.0) > every_mb:
+            release_object_store_pages()
 
 
 def _device_name(device: torch.device) -> str:
@@ -115,7 +120,7 @@ class Worker:
             self.sched.load_state_dict(state["scheduler"])
             self.step, self.start_round = state["step"], self.restored[3]["round"] + 1
         self.t_model = time.time()
-        self.rss_model_mb = _rss_mb("VmRSS")
+        self.rss_model_mb = rss_mb("VmRSS")
         # Peak RSS (VmHWM) at the end of each phase: its increments say which phase set the peak.
         self.peaks: dict[str, float | None] = {}
         self._peak("model")
@@ -128,7 +133,7 @@ class Worker:
         self.drain_s = time.time() - self.t_model
         # Where the drained memory sits: private heap, mapped files (a spilled store), or the
         # object store's shared pages the iterator mapped in.
-        self.rss_drained_mb = {f: _rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
+        self.rss_drained_mb = {f: rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
         sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
         if state:
@@ -137,7 +142,7 @@ class Worker:
     def _peak(self, phase: str, once: bool = False) -> None:
         """VmHWM at the end of ``phase``; ``once``: only at its first end (no /proc read after)."""
         if not (once and phase in self.peaks):
-            self.peaks[phase] = _rss_mb("VmHWM")
+            self.peaks[phase] = rss_mb("VmHWM")
 
     def _load_checkpoint(self):
         """(state, ranks, coordinator, meta) of Ray Train's latest checkpoint, or None."""
@@ -255,9 +260,10 @@ class Worker:
             "samples": dict(zip(self.meta.train_skills, local.tolist(), strict=True)),
         }
         if r == 0 and self.world > 1:  # row identities, so disjointness can be checked
-            rec["row_keys"] = {
-                s: self.train_store.keys[s].tolist() for s in self.train_store.skills
-            }
+            # Keys are hashes, so the smallest ones are a uniform sample of a skill's rows;
+            # capped, a large split does not put millions of numbers in ranks.jsonl.
+            store = self.train_store
+            rec["row_keys"] = {s: store.row_keys(s, ROW_KEYS_SHOWN).tolist() for s in store.skills}
         return rec
 
     def _report(self, record: dict, save: bool, final: bool = False, diverged=None) -> None:
@@ -343,7 +349,7 @@ class Worker:
             "start_round": self.start_round,
             "stopped": stopped,
             "rss_model_mb": self.rss_model_mb,
-            "peak_rss_mb": _rss_mb("VmHWM"),
+            "peak_rss_mb": rss_mb("VmHWM"),
             "rss_after_drain_mb": self.rss_drained_mb,
             "peak_rss_by_phase_mb": self.peaks,
             "spilled": self.train_store.spill is not None,
