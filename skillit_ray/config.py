@@ -46,7 +46,8 @@ class DataConfig:
     memory_budget_mb: float | None = _f(
         None,
         "Per-worker memory for each split's token arrays; a larger split spills to "
-        "files in a temporary directory, read row by row. None: everything in memory.",
+        "files in a temporary directory, read row by row, and the data's blocks are capped "
+        "at an eighth of it. None: everything in memory, Ray Data's block size.",
     )
     train_skills: list | None = _f(None, "Train skills to use; None: every skill in the data.")
     eval_skills: list | None = _f(None, "Eval skills to measure; None: every skill in eval data.")

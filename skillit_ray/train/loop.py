@@ -28,7 +28,12 @@ from skillit_ray.train import checkpoint
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, optimizer_step
 from skillit_ray.train.loss import token_losses
-from skillit_ray.train.memory import release_object_store_pages, rss_mb, trim_heap
+from skillit_ray.train.memory import (
+    arrow_on_system_heap,
+    release_object_store_pages,
+    rss_mb,
+    trim_heap,
+)
 from skillit_ray.train.optim import build_optimizer, build_scheduler
 
 ROW_KEYS_SHOWN = 10_000  # per skill and rank, in round 0's ranks.jsonl record
@@ -73,6 +78,8 @@ def _drain(name: str, skills: tuple, budget_mb: float | None) -> SkillStore:
     # Hand back the object-store pages of read blocks as the drain goes (memory.py says why):
     # under a budget once they pass a quarter of it, otherwise once at the end.
     every = None if budget is None else budget / 4 / 2**20
+    if budget is not None:
+        arrow_on_system_heap()
     store = SkillStore.from_batches(_releasing(batches, every), skills, name, budget)
     release_object_store_pages()
     trim_heap()
