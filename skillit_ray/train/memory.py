@@ -8,7 +8,8 @@ entries with ``madvise(MADV_DONTNEED)``. On a shared mapping that loses nothing:
 in the object store (which accounts for them), and a later read of a live object faults them
 back in. ``trim_heap`` returns the heap a drain freed to the OS (glibc keeps it otherwise), so
 training's own peak does not land on top of it, and ``arrow_on_system_heap`` puts Arrow's
-allocations on that heap too. Elsewhere than Linux/glibc they do nothing.
+allocations on that heap too. Without /proc the page release does nothing, and without glibc
+neither does the trim.
 """
 
 from __future__ import annotations
