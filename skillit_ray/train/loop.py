@@ -77,9 +77,7 @@ def _drain(name: str, skills: tuple, budget_mb: float | None) -> SkillStore:
     batches = shard.iter_batches(batch_size=size, batch_format="numpy", prefetch_batches=prefetch)
     # Hand back the object-store pages of read blocks as the drain goes (memory.py says why):
     # under a budget once they pass a quarter of it, otherwise once at the end.
-    every = None if budget is None else budget / 4 / 2**20
-    if budget is not None:
-        arrow_on_system_heap()
+    every = None if budget_mb is None else budget_mb / 4
     store = SkillStore.from_batches(_releasing(batches, every), skills, name, budget)
     release_object_store_pages()
     trim_heap()
@@ -132,6 +130,8 @@ class Worker:
         self.peaks: dict[str, float | None] = {}
         self._peak("model")
         budget = self.cfg.data.memory_budget_mb
+        if budget is not None:  # a process-wide setting, once for both drains
+            arrow_on_system_heap()
         self.train_store = _drain("train", self.meta.train_skills, budget)
         self.t_train_drained = time.time()
         self._peak("drain_train")
