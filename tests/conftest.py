@@ -9,7 +9,35 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+# Fixtures that start Ray. A test that uses one (directly or through another fixture) gets the
+# `ray` marker here, so the fast tier (`pytest -m "not ray"`) can never include it by mistake.
+RAY_FIXTURES = {"ray_session", "ray_head"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_stays_off_ray(request):
+    """A test outside the `ray` tier that starts Ray fails, saying which fixture to use."""
+
+    def up() -> bool:
+        return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+    before = up()
+    yield
+    if request.node.get_closest_marker("ray") is None and not before and up():
+        pytest.fail(
+            "this test started Ray without the ray_session fixture; use it, so the test "
+            "is marked `ray` and leaves the fast tier"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +113,66 @@ def checkpointed_run(ray_session, cache_dir, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("clean"))
     launch.run(recipe(cache_dir), out=out, echo=False)
     return out
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A head node started with `ray start --head` on loopback, as a cluster user would, with
+    free ports (another Ray, the suite's own, may run beside it). Yields (address, env)."""
+    import socket
+    import subprocess
+    import time
+
+    bin_dir = os.path.dirname(sys.executable)
+    ray_bin = os.path.join(bin_dir, "ray")
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    )
+    env.pop("RAY_ADDRESS", None)
+    dash = free_port()
+    address = f"http://127.0.0.1:{dash}"
+    log = open(tmp_path / "head.log", "w")
+    head = subprocess.Popen(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            f"--port={free_port()}",
+            f"--dashboard-port={dash}",
+            # the default agent port may be held by another Ray on this machine (the suite's
+            # session cluster); a taken port leaves the head without a job agent
+            f"--dashboard-agent-listen-port={free_port()}",
+            "--dashboard-host=127.0.0.1",
+            "--num-cpus=3",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        end = time.time() + 120
+        while True:
+            listed = subprocess.run(
+                [ray_bin, "job", "list", "--address", address], env=env, capture_output=True
+            )
+            if listed.returncode == 0:
+                break
+            if time.time() > end:
+                raise TimeoutError(f"the head node did not come up; see {tmp_path / 'head.log'}")
+            time.sleep(1)
+        yield address, env
+    finally:
+        head.terminate()  # `ray start --block` drains and stops the node it started
+        head.wait(timeout=90)
+        log.close()
