@@ -10,6 +10,7 @@ from skillit_ray import config, launch
 from skillit_ray.data.prepare import prepare
 from skillit_ray.train.evaluate import evaluate
 from tests.conftest import tiny_lego
+from tests.golden import check_golden
 
 
 def test_two_workers(ray_session, cache_dir, tmp_path):
@@ -17,6 +18,7 @@ def test_two_workers(ray_session, cache_dir, tmp_path):
     cfg = config.from_dict(raw)
     out = tmp_path / "run"
     launch.run(cfg, out=str(out), echo=False)
+    check_golden("two_workers", out)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     ranks = [json.loads(x) for x in (out / "ranks.jsonl").read_text().splitlines()]
     for r, row in enumerate(rows):

@@ -16,6 +16,7 @@ from skillit_ray.data.prepare import prepare
 from skillit_ray.errors import CheckpointError, TrainingError
 from skillit_ray.train import checkpoint
 from tests.conftest import ROUNDS, recipe
+from tests.golden import check_golden
 
 
 def rows(out) -> list[dict]:
@@ -104,6 +105,12 @@ def test_clean_run_checkpoints_every_round(clean):
     assert ranks[0]["cursor"] == want[-1]["consumed"]["cursor"]
     assert [h["round"] for h in coord["coordinator"]["history"]] == list(range(ROUNDS))
     assert os.path.isdir(os.path.join(out, "model"))
+
+
+def test_clean_run_is_the_golden_run(clean):
+    """Every number and the final model equal the same seeded run recorded before the
+    refactor of the round record, the mixture and the launch path (tests/golden.py)."""
+    check_golden("skillit_5_rounds", clean[0])
 
 
 def test_interrupted_run_resumes_exactly(clean, cache_dir, tmp_path):

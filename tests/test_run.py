@@ -13,6 +13,7 @@ from skillit_ray.errors import PolicyError
 from skillit_ray.mixture import Mixture, largest_remainder
 from skillit_ray.policy import Policy, register_policy
 from tests.conftest import tiny_lego
+from tests.golden import check_golden
 
 
 def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys):
@@ -52,10 +53,11 @@ def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys
     assert list(peaks)[-2:] == ["round3_trained", "round3_reported"]
     v = list(peaks.values())
     assert all(b > a - 1.0 for a, b in zip(v, v[1:], strict=False)), peaks
-    assert max(peaks.values()) <= summary["worker_peak_rss_mb"]
+    assert max(peaks.values()) <= summary["worker_peak_rss_mb"] + 1.0
     assert (summary["device"], summary["process_group"]) == ("cpu", "gloo")
     resolved = config.load(str(out / "config.yaml"))
     assert resolved.policy.params["eta"] == 2.0
+    check_golden("tiny_lego_cli", out)
 
 
 class BreaksInRound1(Policy):

@@ -7,6 +7,7 @@ import numpy as np
 from skillit_ray import config, launch
 from skillit_ray.mixture import largest_remainder
 from tests.conftest import tiny_lego
+from tests.golden import check_golden
 
 
 def run(cache_dir, tmp_path, policy, params=None, **train):
@@ -14,6 +15,7 @@ def run(cache_dir, tmp_path, policy, params=None, **train):
     raw["policy"] = {"name": policy, "params": params or {}}
     out = tmp_path / policy
     launch.run(config.from_dict(raw), out=str(out), echo=False)
+    check_golden(f"signals_{policy}", out)
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
