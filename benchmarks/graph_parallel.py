@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
+from skillit_ray import cluster
 from skillit_ray import config as config_mod
-from skillit_ray import launch
 from skillit_ray.graph_learning import learn
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     cfg = config_mod.load(
         args.config, [f"graph.steps={args.steps}", f"graph.method={args.method}", *args.set]
     )
-    launch.ensure_ray(cfg)
+    cluster.ensure_ray(cfg)
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 1))

@@ -25,8 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from skillit_ray.data.plan import make_plan  # noqa: E402
 from skillit_ray.graph import SkillsGraph  # noqa: E402
-from skillit_ray.mixture import Observation, PolicyContext  # noqa: E402
+from skillit_ray.mixture import Mixture, PolicyContext  # noqa: E402
 from skillit_ray.policy import build_policy  # noqa: E402
+from skillit_ray.records import RoundRecord  # noqa: E402
 
 
 def context(k: int) -> PolicyContext:
@@ -44,12 +45,22 @@ def dense_graph(k: int, d: str) -> str:
     return path
 
 
-def observation(ctx: PolicyContext, r: int) -> Observation:
+def record(ctx: PolicyContext, r: int) -> RoundRecord:
+    """A round as rank 0 reports it; the sampler's per-skill state rides along every round."""
     rng = np.random.default_rng(r)
     loss = dict(zip(ctx.eval_skills, rng.uniform(0.5, 2.0, len(ctx.eval_skills)).tolist()))
-    mix = {s: 1.0 / len(ctx.train_skills) for s in ctx.train_skills}
-    cps = [{"step": 100 * (r + 1), "loss": loss, "acc": {}}]
-    return Observation(r, 100 * (r + 1), mix, {}, loss, {}, loss, cps)
+    state = {s: r for s in ctx.train_skills}
+    return RoundRecord(
+        round=r,
+        step=100 * (r + 1),
+        mixture=Mixture.uniform(ctx.train_skills),
+        samples={},
+        eval_loss=loss,
+        eval_acc={},
+        train_loss=loss,
+        eval_checkpoints=[{"step": 100 * (r + 1), "loss": loss, "acc": {}}],
+        consumed={"epoch": state, "cursor": state, "drawn": state},
+    )
 
 
 def ms(times: list[float]) -> dict:
@@ -61,7 +72,7 @@ def policy_update(k: int, graph: str, repeats: int) -> dict:
     ctx = context(k)
     pol = build_policy("skillit", {"graph": graph, "eta": 0.5})
     pol.init(ctx)
-    obs = [observation(ctx, r) for r in range(repeats)]
+    obs = [record(ctx, r).observation() for r in range(repeats)]
     times = []
     for o in obs:
         t = time.perf_counter()
@@ -92,10 +103,7 @@ def coordinator_round_trip(k: int, graph: str, repeats: int) -> dict:
     ray.get(coord.get_mixture.remote(0))
     times = []
     for r in range(repeats):
-        o = observation(ctx, r)
-        # What rank 0 really sends: the sampler's per-skill state rides along every round.
-        state = {s: r for s in ctx.train_skills}
-        rec = {**o.__dict__, "consumed": {"epoch": state, "cursor": state, "drawn": state}}
+        rec = record(ctx, r)
         t = time.perf_counter()
         ray.get(coord.report.remote(pack(rec)))
         ray.get(coord.get_mixture.remote(r + 1))

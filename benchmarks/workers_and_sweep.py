@@ -14,8 +14,8 @@ import argparse
 import json
 import tempfile
 
+from skillit_ray import cluster, launch
 from skillit_ray import config as config_mod
-from skillit_ray import launch
 from skillit_ray.tune import SweepSpec, sweep
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     report = {"config": args.config, "rounds": args.rounds, "steps_per_round": args.steps}
     for workers in (1, 2):
         cfg = config_mod.load(args.config, [*base, f"train.num_workers={workers}"])
-        launch.ensure_ray(cfg)
+        cluster.ensure_ray(cfg)
         with tempfile.TemporaryDirectory() as out:
             s = launch.run(cfg, out=out, echo=False)
         report[f"workers_{workers}"] = {

@@ -26,8 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from experiments.suite import EXPERIMENTS, QUICK, Arm  # noqa: E402
+from skillit_ray import cluster, launch  # noqa: E402
 from skillit_ray import config as config_mod  # noqa: E402
-from skillit_ray import launch  # noqa: E402
+from skillit_ray.records import read_metrics  # noqa: E402
 from skillit_ray.report import mean_at  # noqa: E402
 
 
@@ -140,8 +141,7 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
     for a in arms:
         per_seed = []
         for s in range(seeds):
-            with open(os.path.join(dirs[(a.label, s)], "metrics.jsonl")) as fh:
-                rows = [json.loads(line) for line in fh]
+            rows = read_metrics(os.path.join(dirs[(a.label, s)], "metrics.jsonl"))
             half = len(rows) // 2 - 1 if len(rows) > 1 else 0
             per_seed.append(
                 {
@@ -149,9 +149,9 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
                     "acc_full": mean_at(rows, -1, "eval_acc"),
                     "loss_half": mean_at(rows, half, "eval_loss"),
                     "loss_full": mean_at(rows, -1, "eval_loss"),
-                    "step_half": rows[half]["step"],
-                    "step_full": rows[-1]["step"],
-                    "acc_per_skill": rows[-1]["eval_acc"],
+                    "step_half": rows[half].step,
+                    "step_full": rows[-1].step,
+                    "acc_per_skill": rows[-1].eval_acc,
                 }
             )
         stats = {}
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.dry_run:
         return dry_run(base.to_dict(), arms, args.seeds)
     os.makedirs(out, exist_ok=True)
-    launch.ensure_ray(base)
+    cluster.ensure_ray(base)
     from skillit_ray.data.prepare import prepare
 
     prepare(base)  # generate the data once, before runs share the cache

@@ -54,8 +54,9 @@ class SkillItPolicy(Policy):
     class Config:
         graph: str | None = param(
             None,
-            "Graph JSON file (rows = train skills, columns = eval skills, by name); None: "
-            "the identity graph (the paper's no-graph ablation).",
+            "Graph JSON file (rows = train skills, columns = eval skills, by name); 'learn': "
+            "learned before round 0 with the run's `graph` config section; None: the "
+            "identity graph (the paper's no-graph ablation).",
         )
         eta: float = param(
             0.5,
@@ -146,6 +147,18 @@ class SkillItPolicy(Policy):
             )
         return cols
 
+    def signals(self) -> frozenset[str]:
+        learned = {"graph"} if self.config.graph == "learn" else set()
+        return frozenset(self.needs) | learned
+
+    def _load(self, ctx: PolicyContext) -> SkillsGraph:
+        """The configured graph: from its file, or the one learned before round 0."""
+        if self.config.graph != "learn":
+            return SkillsGraph.load(self.config.graph)
+        if ctx.graph is None:
+            raise PolicyError(f"policy '{self.name}': graph 'learn' but no graph was learned")
+        return ctx.graph
+
     def _graph(self, ctx: PolicyContext, cols: tuple) -> np.ndarray:
         c = self.config
         col = {e: j for j, e in enumerate(cols)}
@@ -156,7 +169,7 @@ class SkillItPolicy(Policy):
         if c.graph is None:
             A = diag.astype(float)
         else:
-            A = SkillsGraph.load(c.graph).select(ctx.train_skills, cols, c.graph).matrix.copy()
+            A = self._load(ctx).select(ctx.train_skills, cols, c.graph).matrix.copy()
         if c.binary_edge_weight is not None:
             A[(A == 1.0) & ~diag] = c.binary_edge_weight
         if c.diagonal == "one":
@@ -171,7 +184,7 @@ class SkillItPolicy(Policy):
         self.setting = self._setting(ctx)
         graph = None
         if self.config.graph is not None and self.setting == "ood":
-            graph = SkillsGraph.load(self.config.graph)
+            graph = self._load(ctx)
         self.columns = self._columns(ctx, self.setting, graph)
         self.A = SparseGraph.maybe(self._graph(ctx, self.columns))
         red = self.config.reduction

@@ -14,7 +14,7 @@ from skillit_ray.errors import SkillitError
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from skillit_ray import config, launch
+    from skillit_ray import config, launch, rundir
 
     if args.resume:
         if args.config or args.out:
@@ -22,7 +22,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
                 "--resume RUN_DIR continues a run with the config saved in RUN_DIR; "
                 "give no CONFIG or --out with it"
             )
-        cfg = launch.resume_config(args.resume, args.set)
+        cfg = rundir.resume_config(args.resume, args.set)
         launch.run(cfg, out=args.resume, echo=not args.quiet, resume=True)
         return
     if not args.config:
@@ -72,7 +72,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from skillit_ray import config, launch
+    from skillit_ray import cluster, config
     from skillit_ray.tune import SweepSpec, parse_param, sweep
 
     cfg = config.load(args.config, args.set)
@@ -93,13 +93,13 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         sw.scheduler == "asha",
         sw.budget_steps,
     )
-    launch.ensure_ray(cfg)
+    cluster.ensure_ray(cfg)
     out = args.out or os.path.join("runs", f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     sweep(spec, out, echo=True)
 
 
 def _cmd_graph_learn(args: argparse.Namespace) -> None:
-    from skillit_ray import config, launch
+    from skillit_ray import cluster, config
     from skillit_ray.graph_learning import learn
 
     sets = list(args.set)
@@ -107,7 +107,7 @@ def _cmd_graph_learn(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             sets.append(f"graph.{key}={getattr(args, key)}")
     cfg = config.load(args.config, sets)
-    launch.ensure_ray(cfg)
+    cluster.ensure_ray(cfg)
     graph = learn(cfg, cfg.graph, echo=not args.quiet)
     graph.save(args.out)
     print(graph.table())

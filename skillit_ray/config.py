@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from skillit_ray.data.budget import MemoryBudget
 from skillit_ray.errors import ConfigError
 
 
@@ -21,7 +22,7 @@ def _f(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DataConfig:
     generator: str | None = _f(
         None,
@@ -57,15 +58,19 @@ class DataConfig:
         "row counts of the train split.",
     )
 
+    @property
+    def budget(self) -> MemoryBudget:
+        return MemoryBudget(self.memory_budget_mb)
 
-@dataclass
+
+@dataclass(kw_only=True)
 class ModelConfig:
     preset: str | None = _f("gpt2-tiny", "Named tiny architecture (see skillit_ray.model).")
     path: str | None = _f(None, "Local directory of a transformers causal LM (overrides preset).")
     overrides: dict = _f({}, "Config fields set on the transformers config (e.g. n_layer: 4).")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
     rounds: int = _f(6, "T: number of rounds; the mixture is fixed within a round.")
     steps_per_round: int = _f(100, "Optimizer steps per round.")
@@ -102,13 +107,13 @@ class TrainConfig:
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PolicyConfig:
     name: str = _f("skillit", "Registered policy name (`skillit-ray policies` lists them).")
     params: dict = _f({}, "The policy's own Config fields.")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GraphLearnConfig:
     method: str = _f(
         "approximate",
@@ -131,7 +136,7 @@ class GraphLearnConfig:
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SweepSection:
     params: dict = _f(
         {},
@@ -152,7 +157,7 @@ class SweepSection:
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunSection:
     name: str = _f("run", "Run name; also the Ray Train run name.")
     out: str | None = _f(None, "Run directory; default runs/<name>-<timestamp>.")
@@ -160,7 +165,7 @@ class RunSection:
     ray_logs: bool = _f(False, "Show Ray's own logs and progress bars.")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -267,13 +272,23 @@ def load(path: str, overrides: list[str] | None = None) -> Config:
 
 
 def _resolve_relative(cfg: Config, base: str) -> None:
-    """Paths in a recipe are relative to the recipe file, so recipes run from any directory."""
-    params = cfg.policy.params
-    graph = params.get("graph")
-    if isinstance(graph, str) and graph not in ("learn",) and "://" not in graph:
-        candidate = os.path.join(base, graph)
-        if not os.path.isabs(graph) and os.path.exists(candidate):
-            params["graph"] = candidate
+    """Paths in a recipe are relative to the recipe file, so recipes run from any directory: a
+    policy parameter (at any depth) that looks like a path and names a file or folder beside
+    the recipe becomes absolute."""
+
+    def resolve(value):
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        looks_like_path = isinstance(value, str) and ("/" in value or "." in value)
+        if looks_like_path and "://" not in value and not os.path.isabs(value):
+            candidate = os.path.join(base, value)
+            if os.path.exists(candidate):
+                return candidate
+        return value
+
+    cfg.policy.params = resolve(cfg.policy.params)
 
 
 def _check(cond: bool, msg: str) -> None:

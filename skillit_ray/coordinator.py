@@ -11,44 +11,24 @@ import asyncio
 import pickle
 import time
 
-import numpy as np
 import ray
 
 from skillit_ray.errors import PolicyError, TrainingError
-from skillit_ray.mixture import Mixture, Observation, PolicyContext, validate_mixture
+from skillit_ray.mixture import Mixture, PolicyContext, validate_mixture
 from skillit_ray.policy import build_policy
-
-OBS_FIELDS = (
-    "round",
-    "step",
-    "mixture",
-    "samples",
-    "eval_loss",
-    "eval_acc",
-    "train_loss",
-    "eval_checkpoints",
-)
+from skillit_ray.records import RankRecord, RoundRecord
 
 
-def pack(record: dict) -> bytes:
+def pack(record: RoundRecord | RankRecord) -> bytes:
     """A rank's record as it travels to the actor. Ray takes ~19 ms to pass a dict of 10,000
     entries as an argument but ~4 ms to pass the same dict pickled to bytes
     (docs/decisions.md), and a round's record holds several such dicts."""
     return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def wire(mix) -> dict:
-    """A mixture as workers receive it."""
-    return {"probs": mix.probs.tolist(), "row_filter": mix.row_filter}
-
-
-def unwire(skills: tuple, w: dict) -> Mixture:
-    row_filter = tuple(w["row_filter"]) if w["row_filter"] is not None else None
-    return Mixture(tuple(skills), np.asarray(w["probs"], dtype=np.float64), row_filter)
-
-
 class CoordinatorImpl:
-    """Plain-Python core of the actor, testable without Ray."""
+    """Plain-Python core of the actor, testable without Ray. ``ctx`` is complete: everything
+    the policy needs before round 0 was computed on the driver."""
 
     def __init__(self, policy: str | tuple, params: dict, ctx: PolicyContext):
         self.policy_ref, self.params = policy, params
@@ -59,29 +39,21 @@ class CoordinatorImpl:
     def reset(self) -> None:
         """Back to before round 0 (a run restarting without a checkpoint)."""
         self.policy = build_policy(self.policy_ref, self.params)
-        self.needs = self.policy.signals()
-        self.mixtures = {}
-        self.history: list[dict] = []
-        self._maybe_init()
+        self.mixtures: dict[int, Mixture] = {0: self._call("init", self.policy.init, self.ctx)}
+        self.history: list[RoundRecord] = []
 
     def snapshot(self) -> dict:
         """Everything needed to continue after the last reported round (JSON-able)."""
         return {
             "policy": self.policy.state_dict(),
-            "mixtures": {str(r): wire(m) for r, m in self.mixtures.items()},
-            "history": self.history,
-            "initial_loss": self.ctx.initial_loss,
-            "difficulty": self.ctx.difficulty,
+            "mixtures": {str(r): m.to_json() for r, m in self.mixtures.items()},
+            "history": [rec.to_json() for rec in self.history],
         }
 
     def restore(self, snap: dict | None) -> None:
         if snap is None:
-            self.ctx.initial_loss = None  # rank 0 measures and sends it again
             self.reset()
             return
-        self.ctx.initial_loss = snap["initial_loss"]
-        if snap["difficulty"] is not None:
-            self.ctx.difficulty = snap["difficulty"]
         self.policy = build_policy(self.policy_ref, self.params)
         self._call("init", self.policy.init, self.ctx)  # derived structures (graphs, pools)
         try:
@@ -91,25 +63,8 @@ class CoordinatorImpl:
                 f"policy '{self.policy_name}' could not load its checkpointed state: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        skills = self.ctx.train_skills
-        self.mixtures = {int(r): unwire(skills, w) for r, w in snap["mixtures"].items()}
-        self.history = list(snap["history"])
-
-    def _maybe_init(self) -> None:
-        """Round 0 is chosen once every signal the policy needs before training is here."""
-        if "initial_loss" in self.needs and self.ctx.initial_loss is None:
-            return
-        if "difficulty" in self.needs and self.ctx.difficulty is None:
-            return
-        self.mixtures[0] = self._call("init", self.policy.init, self.ctx)
-
-    def set_initial(self, loss: dict[str, float]) -> None:
-        self.ctx.initial_loss = dict(loss)
-        self._maybe_init()
-
-    def set_difficulty(self, difficulty: dict[str, list[float]]) -> None:
-        self.ctx.difficulty = difficulty
-        self._maybe_init()
+        self.mixtures = {int(r): Mixture.from_json(j) for r, j in snap["mixtures"].items()}
+        self.history = [RoundRecord.from_json(j) for j in snap["history"]]
 
     def _call(self, what: str, fn, arg):
         try:
@@ -122,13 +77,11 @@ class CoordinatorImpl:
             ) from exc
         return validate_mixture(mix, self.ctx.train_skills, self.policy_name)
 
-    def report(self, record: dict) -> list[float]:
-        r = record["round"]
-        obs = Observation(**{k: record[k] for k in OBS_FIELDS})
-        nxt = self._call("update", self.policy.update, obs)
-        self.mixtures[r + 1] = nxt
-        self.history.append({**record, "next_mixture": nxt.to_dict(), "t_report": time.time()})
-        return wire(nxt)
+    def report(self, record: RoundRecord) -> None:
+        nxt = self._call("update", self.policy.update, record.observation())
+        self.mixtures[record.round + 1] = nxt
+        record.next_mixture, record.t_report = nxt, time.time()
+        self.history.append(record)
 
 
 LOST = (
@@ -164,15 +117,9 @@ class Coordinator:
         if self.lost:
             raise TrainingError(LOST)
 
-    async def needs(self) -> list[str]:
+    async def ready(self) -> None:
+        """Raises the policy's error from building it or choosing round 0's mixture."""
         await self.check()
-        return sorted(self.impl.needs)
-
-    async def set_initial(self, loss: dict[str, float]) -> None:
-        await self._locked(self.impl.set_initial, loss, "round 0")
-
-    async def set_difficulty(self, difficulty: dict[str, list[float]]) -> None:
-        await self._locked(self.impl.set_difficulty, difficulty, "round 0")
 
     async def _locked(self, fn, value, where: str):
         async with self.cond:
@@ -192,7 +139,7 @@ class Coordinator:
                 return  # a first start: nothing to roll back
             self.error, self.lost = None, False
             self.generation += 1
-            self.rank_log = list(snap["rank_log"]) if snap else []
+            self.rank_log = [RankRecord(**r) for r in snap["rank_log"]] if snap else []
             try:
                 self.impl.restore(snap["coordinator"] if snap else None)
             except PolicyError as exc:
@@ -203,36 +150,38 @@ class Coordinator:
 
     async def snapshot(self) -> dict:
         await self.check()
-        return {"coordinator": self.impl.snapshot(), "rank_log": list(self.rank_log)}
+        ranks = [r.to_json() for r in self.rank_log]
+        return {"coordinator": self.impl.snapshot(), "rank_log": ranks}
 
     async def rank_round(self, packed: bytes) -> None:
         await self.check()
         self.rank_log.append(pickle.loads(packed))
 
-    async def ranks(self) -> list[dict]:
-        return sorted(self.rank_log, key=lambda r: (r["round"], r["rank"]))
+    async def ranks(self) -> list[RankRecord]:
+        return sorted(self.rank_log, key=lambda r: (r.round, r.rank))
 
-    async def get_mixture(self, r: int) -> dict:
+    async def get_mixture(self, r: int) -> Mixture:
         async with self.cond:
             await self.cond.wait_for(
                 lambda: self.error or (not self.lost and r in self.impl.mixtures)
             )
         await self.check()
-        return wire(self.impl.mixtures[r])
+        return self.impl.mixtures[r]
 
     async def report(self, packed: bytes) -> None:
         """Rank 0's round record (``pack``ed); the policy's next mixture is then ready for
         ``get_mixture``."""
         await self.check()
-        record = pickle.loads(packed)
-        await self._locked(self.impl.report, record, f"round {record['round']}")
+        record: RoundRecord = pickle.loads(packed)
+        await self._locked(self.impl.report, record, f"round {record.round}")
 
     async def stopped(self, packed: bytes, reason: str) -> None:
         """Rank 0 ends the run without a policy update (e.g. a non-finite eval loss); its
         round record comes ``pack``ed, as in ``report``."""
-        record = pickle.loads(packed)
+        record: RoundRecord = pickle.loads(packed)
+        record.stopped, record.t_report = reason, time.time()
         async with self.cond:
-            self.impl.history.append({**record, "stopped": reason, "t_report": time.time()})
+            self.impl.history.append(record)
             self.cond.notify_all()
 
     async def records(self, start: int, timeout: float, generation: int = 0) -> dict:
@@ -252,6 +201,3 @@ class Coordinator:
             start = 0
         hist = self.impl.history[start:] if self.impl else []
         return {"records": hist, "error": self.error, "generation": self.generation}
-
-    async def state(self) -> dict:
-        return {"policy": self.impl.policy.state_dict() if self.impl else None}

@@ -10,7 +10,6 @@ starting model and the row order; the graph is their mean and ``std`` their spre
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -20,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from skillit_ray.config import Config, GraphLearnConfig
+from skillit_ray.data.prepare import PreparedData
 from skillit_ray.errors import ConfigError
 from skillit_ray.graph import SkillsGraph, normalize
 
@@ -131,14 +131,20 @@ def fingerprint(data) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def learn(cfg: Config, g: GraphLearnConfig, echo: bool = True) -> SkillsGraph:
-    """Run the ablations on the Ray cluster (ensure_ray first) and build the graph."""
-
+def learn(
+    cfg: Config,
+    g: GraphLearnConfig,
+    echo: bool = True,
+    data: PreparedData | None = None,
+    datasets: dict | None = None,
+) -> SkillsGraph:
+    """Run the ablations on the Ray cluster (``cluster.ensure_ray`` first) and build the
+    graph; ``data``/``datasets``: the run's own, when a run learns its graph before round 0."""
     from skillit_ray.data.prepare import prepare
     from skillit_ray.data.store import SkillStore
 
-    data = prepare(cfg)
-    datasets = data.datasets(cfg.data.tokenizer, cfg.data.memory_budget_mb)
+    data = data or prepare(cfg)
+    datasets = datasets or data.datasets(cfg.data.tokenizer, cfg.data.budget)
     batches = lambda ds: ds.iter_batches(batch_size=4096, batch_format="numpy")  # noqa: E731
     train_store = SkillStore.from_batches(batches(datasets["train"]), data.train_skills, "train")
     eval_store = SkillStore.from_batches(batches(datasets["eval"]), data.eval_skills, "eval")
@@ -223,15 +229,3 @@ def _execute(spec, runs, states, train_store, eval_store, max_parallel, echo) ->
                 flush=True,
             )
     return results
-
-
-def with_learned_graph(cfg: Config, out_dir: str, echo: bool) -> Config:
-    """For ``policy.params.graph: learn``: learn it now, save it in the run dir, point to it."""
-    import os
-
-    graph = learn(cfg, cfg.graph, echo)
-    path = os.path.join(out_dir, "graph.json")
-    graph.save(path)
-    new = copy.deepcopy(cfg)
-    new.policy.params["graph"] = path
-    return new

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from skillit_ray.errors import PolicyError
+
+if TYPE_CHECKING:
+    from skillit_ray.graph import SkillsGraph
 
 # A mixture may be off from summing to 1 by this much before it is rejected (then renormalised).
 SUM_TOLERANCE = 1e-6
@@ -25,6 +29,19 @@ class Mixture:
     @classmethod
     def from_dict(cls, d: dict[str, float], skills: tuple[str, ...] | list[str]) -> Mixture:
         return cls(tuple(skills), np.array([float(d[s]) for s in skills], dtype=np.float64))
+
+    def to_json(self) -> dict:
+        """The one JSON form (metrics.jsonl rows, checkpoints): skill -> probability under
+        ``mixture``, the row filter beside it as a list or null."""
+        rf = None if self.row_filter is None else list(self.row_filter)
+        return {"mixture": self.to_dict(), "row_filter": rf}
+
+    @classmethod
+    def from_json(cls, j: dict) -> Mixture:
+        rf = j.get("row_filter")
+        return cls.from_dict(j["mixture"], list(j["mixture"])).with_filter(
+            None if rf is None else (rf[0], rf[1])
+        )
 
     @classmethod
     def uniform(cls, skills) -> Mixture:
@@ -109,9 +126,10 @@ def largest_remainder(probs: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
-@dataclass
+@dataclass(frozen=True)
 class PolicyContext:
-    """What a policy knows when it starts."""
+    """What a policy knows when it starts: complete before round 0 (the driver computes every
+    signal the policy declares it needs before the coordinator is made) and never changed."""
 
     train_skills: tuple[str, ...]
     eval_skills: tuple[str, ...]
@@ -126,11 +144,14 @@ class PolicyContext:
     #: Per skill, the sorted per-row difficulty (the initial model's loss on each train row);
     #: set only for policies that need "difficulty".
     difficulty: dict[str, list[float]] | None = None
+    #: The skills graph learned before round 0 (the ``graph`` config section); set only for
+    #: policies that need "graph".
+    graph: SkillsGraph | None = None
 
 
 @dataclass
 class Observation:
-    """What one round measured.
+    """What one round measured (``mixture``: the one it trained on).
 
     ``eval_checkpoints`` holds every evaluation taken during the round, oldest first, each a dict
     with ``step``, ``loss`` and ``acc`` (skill -> value); ``eval_loss``/``eval_acc`` are the last.
@@ -138,7 +159,7 @@ class Observation:
 
     round: int
     step: int
-    mixture: dict[str, float]
+    mixture: Mixture
     samples: dict[str, int]
     eval_loss: dict[str, float]
     eval_acc: dict[str, float]

@@ -22,6 +22,8 @@ SIGNALS = {
     "train_loss": "per-skill training loss of each round (always free: no extra compute)",
     "difficulty": "per-row loss of the initial model on the train rows, from a Ray Data "
     "batch-inference pass before training (in ctx)",
+    "graph": "the skills graph, learned before round 0 with the run's `graph` config section "
+    "(in ctx)",
 }
 
 

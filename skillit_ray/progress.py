@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-from skillit_ray.coordinator import OBS_FIELDS
+from skillit_ray.records import RoundRecord
 
 
 def mixture_summary(mixture: dict[str, float], top: int = 6) -> str:
@@ -22,20 +22,22 @@ def fmt_duration(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _fmt_round(rec: dict, rounds: int, elapsed: float, per_round: float | None) -> str:
+def _fmt_round(
+    rec: RoundRecord, prev_step: int, rounds: int, elapsed: float, per_round: float | None
+) -> str:
     """round, step, losses, training steps/s, elapsed and ETA, mixture summary."""
-    loss, acc = rec["eval_loss"], rec["eval_acc"]
+    loss, acc = rec.eval_loss, rec.eval_acc
     mean = lambda d: sum(d.values()) / len(d) if d else float("nan")  # noqa: E731
     acc_s = f" acc {mean(acc):.3f}" if acc else ""
     loss_s = f" | eval loss {mean(loss):.4f}" if loss else ""
-    steps = rec["step"] - (rec.get("prev_step") or 0)
-    rate = f" | {steps / rec['train_s']:.1f} steps/s" if rec.get("train_s") else ""
-    left = rounds - rec["round"] - 1
+    steps = rec.step - prev_step
+    rate = f" | {steps / rec.train_s:.1f} steps/s" if rec.train_s else ""
+    left = rounds - rec.round - 1
     eta = f" ETA {fmt_duration(per_round * left)}" if per_round and left else ""
     return (
-        f"round {rec['round'] + 1}/{rounds} step {rec['step']}{loss_s}{acc_s}"
-        f" | train loss {mean(rec['train_loss']):.4f}{rate} | {fmt_duration(elapsed)}{eta}"
-        f" | mixture {mixture_summary(rec['mixture'])}"
+        f"round {rec.round + 1}/{rounds} step {rec.step}{loss_s}{acc_s}"
+        f" | train loss {mean(rec.train_loss):.4f}{rate} | {fmt_duration(elapsed)}{eta}"
+        f" | mixture {mixture_summary(rec.mixture.to_dict())}"
     )
 
 
@@ -45,21 +47,10 @@ class MetricsWriter(threading.Thread):
     When the coordinator is rolled back to a checkpoint (a restarted worker group, a resumed
     run) the file is rewritten from its history, so no round appears twice."""
 
-    KEYS = (
-        *OBS_FIELDS,
-        "row_filter",
-        "next_mixture",
-        "lr",
-        "train_s",
-        "eval_s",
-        "consumed",
-        "stopped",
-    )
-
     def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
         super().__init__(daemon=True)
         self.coord, self.path, self.rounds, self.t0, self.echo = coord, path, rounds, t0, echo
-        self.records: list[dict] = []
+        self.records: list[RoundRecord] = []
         self.generation = 0
         self.gaps: list[float] = []
         self.stop_event = threading.Event()
@@ -72,25 +63,24 @@ class MetricsWriter(threading.Thread):
             self.generation, self.records, self.gaps = got["generation"], [], []
             open(self.path, "w").close()
             if self.echo:
-                last = got["records"][-1]["round"] + 1 if got["records"] else 0
+                last = got["records"][-1].round + 1 if got["records"] else 0
                 print(f"restored from a checkpoint: continuing after round {last}", flush=True)
         with open(self.path, "a") as fh:
             for rec in got["records"]:
-                row = {k: rec[k] for k in self.KEYS if k in rec}
-                row["wall_s"] = rec["t_report"] - self.t0
-                fh.write(json.dumps(row) + "\n")
-                self.records.append(row)
-                if self.echo and "stopped" not in rec:
+                fh.write(json.dumps(rec.metrics_row(self.t0)) + "\n")
+                self.records.append(rec)
+                if self.echo and rec.stopped is None:
                     self._print(rec)
 
-    def _print(self, rec: dict) -> None:
+    def _print(self, rec: RoundRecord) -> None:
         """Per-round wall time from consecutive reports (start-up excluded) gives the ETA."""
         prev = self.records[-2] if len(self.records) > 1 else None
-        rec = {**rec, "prev_step": prev["step"] if prev else 0}
         if prev is not None:
-            self.gaps.append(rec["t_report"] - self.t0 - prev["wall_s"])
+            self.gaps.append(rec.t_report - prev.t_report)
         per_round = sum(self.gaps) / len(self.gaps) if self.gaps else None
-        print(_fmt_round(rec, self.rounds, time.time() - self.t0, per_round), flush=True)
+        prev_step = prev.step if prev else 0
+        line = _fmt_round(rec, prev_step, self.rounds, time.time() - self.t0, per_round)
+        print(line, flush=True)
 
     def run(self) -> None:
         while not self.stop_event.is_set():

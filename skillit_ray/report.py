@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skillit_ray.errors import DataError
+from skillit_ray.errors import DataError, GraphError
+from skillit_ray.records import RoundRecord, read_metrics
 
 SIZE = (1200, 700)  # pixels of every PNG
 DPI = 100
@@ -25,7 +26,7 @@ class RunData:
     path: str
     policy: str
     seed: int
-    rows: list[dict]
+    rows: list[RoundRecord]
     summary: dict
     graph: str | None = None
     skills: list[str] = field(default_factory=list)
@@ -39,39 +40,58 @@ def load_run(path: str) -> RunData:
     try:
         with open(os.path.join(path, "config.yaml")) as fh:
             cfg = yaml.safe_load(fh)
-        with open(metrics) as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
-    except (OSError, ValueError) as exc:
+        rows = read_metrics(metrics)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         raise DataError(f"{path}: not a readable run directory ({exc})") from None
-    rows = [r for r in rows if "stopped" not in r]
+    rows = [r for r in rows if r.stopped is None]
     if not rows:
         raise DataError(f"{metrics}: no finished rounds to report")
     summary = {}
     if os.path.exists(os.path.join(path, "summary.json")):
         with open(os.path.join(path, "summary.json")) as fh:
             summary = json.load(fh)
-    graph = os.path.join(path, "graph.json")
-    if not os.path.exists(graph):
-        graph = cfg.get("policy", {}).get("params", {}).get("graph")
-        graph = graph if isinstance(graph, str) and os.path.exists(graph) else None
     return RunData(
         path,
         cfg["policy"]["name"],
         cfg["train"].get("seed", 0),
         rows,
         summary,
-        graph,
-        list(rows[0]["mixture"]),
+        _graph_of(path, cfg.get("policy", {}).get("params", {})),
+        list(rows[0].mixture.skills),
     )
+
+
+def _graph_of(run_dir: str, params: dict) -> str | None:
+    """The graph a run used: the one it learned (graph.json in its directory), else the first
+    policy parameter that names a readable graph file."""
+    from skillit_ray.graph import SkillsGraph
+
+    learned = os.path.join(run_dir, "graph.json")
+    if os.path.exists(learned):
+        return learned
+    for value in params.values():
+        if isinstance(value, str) and value.endswith(".json") and os.path.isfile(value):
+            try:
+                SkillsGraph.load(value)
+            except GraphError:
+                continue
+            return value
+    return None
+
+
+def _per_skill(row: RoundRecord, key: str) -> dict[str, float]:
+    value = getattr(row, key)
+    return value.to_dict() if key == "mixture" else value
 
 
 def _curves(runs: list[RunData], key: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Steps and, per skill, an array (runs x rounds) of a per-round metric."""
     n = min(len(r.rows) for r in runs)
-    steps = np.array([row["step"] for row in runs[0].rows[:n]])
-    skills = sorted({s for r in runs for row in r.rows for s in row[key]})
+    steps = np.array([row.step for row in runs[0].rows[:n]])
+    skills = sorted({s for r in runs for row in r.rows for s in _per_skill(row, key)})
     vals = {
-        s: np.array([[row[key].get(s, np.nan) for row in r.rows[:n]] for r in runs]) for s in skills
+        s: np.array([[_per_skill(row, key).get(s, np.nan) for row in r.rows[:n]] for r in runs])
+        for s in skills
     }
     return steps, vals
 
@@ -136,7 +156,7 @@ def plot_samples(groups: dict[str, list[RunData]], path: str) -> None:
     skills = sorted({s for runs in groups.values() for r in runs for s in r.skills})
     width = 0.8 / len(groups)
     for i, (policy, runs) in enumerate(groups.items()):
-        drawn = [[sum(x["samples"].get(s, 0) for x in r.rows) for s in skills] for r in runs]
+        drawn = [[sum(x.samples.get(s, 0) for x in r.rows) for s in skills] for r in runs]
         totals = np.mean(drawn, axis=0)
         ax.bar(np.arange(len(skills)) + i * width, totals, width, label=policy)
     ax.set_xticks(np.arange(len(skills)) + 0.4 - width / 2, skills, rotation=20, fontsize=8)
@@ -158,9 +178,9 @@ def plot_graph(graph_path: str, path: str) -> None:
     _save(fig, path)
 
 
-def mean_at(rows: list[dict], i: int, key: str) -> float:
+def mean_at(rows: list[RoundRecord], i: int, key: str) -> float:
     """Mean over skills of a per-skill metric in round record ``i`` (nan when absent)."""
-    vals = rows[i][key]
+    vals = getattr(rows[i], key)
     return float(np.mean(list(vals.values()))) if vals else float("nan")
 
 
@@ -175,7 +195,7 @@ def _table(groups: dict[str, list[RunData]]) -> str:
                 r.path,
                 r.seed,
                 len(r.rows),
-                r.rows[-1]["step"],
+                r.rows[-1].step,
                 f"{mean_at(r.rows, -1, 'eval_loss'):.4f}",
                 f"{mean_at(r.rows, -1, 'eval_acc'):.3f}",
                 f"{r.summary.get('wall_s', float('nan')):.1f}",
@@ -195,7 +215,7 @@ def report(run_dirs: list[str], out: str) -> dict[str, str]:
     pngs = {"mixture": "mixture over rounds", "eval_loss": "per-skill eval loss"}
     plot_mixtures(groups, os.path.join(out, "mixture.png"))
     plot_metric(groups, "eval_loss", "eval loss", os.path.join(out, "eval_loss.png"))
-    if any(r.rows[-1]["eval_acc"] for r in runs):
+    if any(r.rows[-1].eval_acc for r in runs):
         plot_metric(groups, "eval_acc", "eval accuracy", os.path.join(out, "eval_acc.png"))
         pngs["eval_acc"] = "per-skill eval accuracy"
     plot_samples(groups, os.path.join(out, "samples.png"))

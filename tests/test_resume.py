@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from skillit_ray import launch
+from skillit_ray import launch, rundir
 from skillit_ray.data.prepare import prepare
 from skillit_ray.errors import CheckpointError, TrainingError
 from skillit_ray.train import checkpoint
@@ -36,7 +36,7 @@ class Killer(threading.Thread):
 
     def _latest(self):
         try:
-            with open(os.path.join(self.out, launch.RUN_FILE)) as fh:
+            with open(os.path.join(self.out, rundir.RUN_FILE)) as fh:
                 ident = json.load(fh)
             found = checkpoint.latest(ident["storage"], ident["run_name"])
         except (OSError, ValueError, CheckpointError):
@@ -96,7 +96,7 @@ def clean(checkpointed_run):
 
 def test_clean_run_checkpoints_every_round(clean):
     out, want = clean
-    with open(os.path.join(out, launch.RUN_FILE)) as fh:
+    with open(os.path.join(out, rundir.RUN_FILE)) as fh:
         ident = json.load(fh)
     path, meta = checkpoint.latest(ident["storage"], ident["run_name"])
     assert meta["round"] == ROUNDS - 1 and meta["step"] == ROUNDS * 40
@@ -123,7 +123,7 @@ def test_interrupted_run_resumes_exactly(clean, cache_dir, tmp_path):
     assert killer.killed and killer.at_round >= 1
     assert len(rows(out)) < ROUNDS
 
-    summary = launch.run(launch.resume_config(out), out=out, echo=False, resume=True)
+    summary = launch.run(rundir.resume_config(out), out=out, echo=False, resume=True)
     assert summary["start_round"] >= 2
     assert_same_trajectory(rows(out), clean[1])
 
@@ -152,30 +152,30 @@ def test_diverged_run_stops_naming_round_and_skill(ray_session, cache_dir, tmp_p
     got = rows(out)
     assert len(got) == 1 and "training diverged" in got[0]["stopped"]
     with pytest.raises(CheckpointError, match="holds a diverged state"):
-        launch.run(launch.resume_config(out), out=out, echo=False, resume=True)
+        launch.run(rundir.resume_config(out), out=out, echo=False, resume=True)
 
 
 def test_mismatched_or_unreadable_checkpoint_is_refused(clean, tmp_path):
     out, want = clean
-    changed = launch.resume_config(out, ["train.batch_size=8", "model.overrides={n_layer: 1}"])
+    changed = rundir.resume_config(out, ["train.batch_size=8", "model.overrides={n_layer: 1}"])
     with pytest.raises(CheckpointError) as err:
         launch.run(changed, out=out, echo=False, resume=True)
     assert "train.batch_size: checkpoint has 16, this run has 8" in str(err.value)
     assert "model: checkpoint has" in str(err.value)
     with pytest.raises(CheckpointError, match=f"already finished all {ROUNDS} rounds"):
-        launch.run(launch.resume_config(out), out=out, echo=False, resume=True)
+        launch.run(rundir.resume_config(out), out=out, echo=False, resume=True)
     assert rows(out) == want  # refused resumes leave the run directory as it was
 
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    ident = json.loads((copy / launch.RUN_FILE).read_text())
+    ident = json.loads((copy / rundir.RUN_FILE).read_text())
     ident["storage"] = str(copy / "ray")
-    (copy / launch.RUN_FILE).write_text(json.dumps(ident))
+    (copy / rundir.RUN_FILE).write_text(json.dumps(ident))
     path, _ = checkpoint.latest(ident["storage"], ident["run_name"])
     state = os.path.join(path, "state.pt")
     with open(state, "r+b") as fh:
         fh.truncate(100)
     with pytest.raises(CheckpointError, match=r"state.pt: unreadable checkpoint file"):
-        launch.run(launch.resume_config(str(copy)), out=str(copy), echo=False, resume=True)
+        launch.run(rundir.resume_config(str(copy)), out=str(copy), echo=False, resume=True)
     with pytest.raises(CheckpointError, match="not a skillit-ray run directory"):
-        launch.resume_config(str(tmp_path))
+        rundir.resume_config(str(tmp_path))

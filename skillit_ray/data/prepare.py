@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 from skillit_ray.config import Config
 from skillit_ray.data import generators
+from skillit_ray.data.budget import MemoryBudget
 from skillit_ray.data.pipeline import build_dataset, load_tokenizer
 from skillit_ray.data.source import SplitInfo, inspect
 from skillit_ray.errors import ConfigError, DataError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PreparedData:
     train: SplitInfo
     eval: SplitInfo
@@ -55,11 +56,8 @@ class PreparedData:
         )
         return SkillStore.from_batches(batches, tuple(skills), split)
 
-    def datasets(self, tokenizer: str | None, memory_budget_mb: float | None = None) -> dict:
-        # Under a budget, blocks of an eighth of it: a worker holds a block, the batch it is
-        # copying and the store's in-memory part at once (memory.py, store.py).
-        block = None if memory_budget_mb is None else max(int(memory_budget_mb * 2**20 / 8), 2**16)
-        args = (self.max_len, self.vocab_size, self.pad_id, tokenizer, block)
+    def datasets(self, tokenizer: str | None, budget: MemoryBudget) -> dict:
+        args = (self.max_len, self.vocab_size, self.pad_id, tokenizer, budget.block_bytes)
         return {
             "train": build_dataset(self.train, list(self.train_skills), *args),
             "eval": build_dataset(self.eval, list(self.eval_skills), *args),
@@ -133,14 +131,14 @@ def prepare(cfg: Config) -> PreparedData:
     natural = {s: float(natural[s]) / total for s in train_skills}
     with_accuracy = "loss_mask" in ev.columns or bool(manifest and "scoring" in manifest)
     return PreparedData(
-        train,
-        ev,
-        train_skills,
-        eval_skills,
-        vocab_size,
-        int(max_len),
-        pad_id,
-        natural,
-        with_accuracy,
-        manifest,
+        train=train,
+        eval=ev,
+        train_skills=train_skills,
+        eval_skills=eval_skills,
+        vocab_size=vocab_size,
+        max_len=int(max_len),
+        pad_id=pad_id,
+        natural=natural,
+        with_accuracy=with_accuracy,
+        manifest=manifest,
     )

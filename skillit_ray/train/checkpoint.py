@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -73,9 +73,23 @@ def write(d: str, state: dict, ranks: list[dict], coordinator: dict, meta: dict)
         json.dump(meta, fh, indent=1)
 
 
-def read(d: str, mmap: bool = False) -> tuple[dict, list[dict], dict, dict]:
-    """(state, ranks, coordinator, meta) of a checkpoint directory, without unpickling code
-    (``mmap``: map the tensors instead of reading them, to check a checkpoint cheaply)."""
+@dataclass(frozen=True)
+class Restored:
+    """A checkpoint directory, read back."""
+
+    state: dict  #: model, optimizer, scheduler, step, every rank's torch RNG state
+    ranks: list[dict]  #: every rank's sampler state, by rank
+    coordinator: dict  #: the coordinator's snapshot (policy state, mixtures, history)
+    meta: dict  #: round, step, diverged, fingerprint
+
+    @property
+    def round(self) -> int:
+        return self.meta["round"]
+
+
+def read(d: str, mmap: bool = False) -> Restored:
+    """A checkpoint directory, without unpickling code (``mmap``: map the tensors instead of
+    reading them, to check a checkpoint cheaply)."""
     path = os.path.join(d, "state.pt")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -87,7 +101,7 @@ def read(d: str, mmap: bool = False) -> tuple[dict, list[dict], dict, dict]:
     ranks, coord, meta = (
         _read_json(fs, os.path.join(d, n)) for n in ("ranks.json", "coordinator.json", "meta.json")
     )
-    return state, ranks, coord, meta
+    return Restored(state, ranks, coord, meta)
 
 
 def storage_fs(storage: str):

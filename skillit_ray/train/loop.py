@@ -20,10 +20,13 @@ import torch.distributed as dist
 
 from skillit_ray.config import from_dict
 from skillit_ray.coordinator import pack
-from skillit_ray.data.plan import make_plan
+from skillit_ray.data.budget import MemoryBudget
+from skillit_ray.data.plan import RoundPlan, make_plan
 from skillit_ray.data.store import SkillSampler, SkillStore
 from skillit_ray.errors import CheckpointError
+from skillit_ray.mixture import Mixture
 from skillit_ray.model import build_model
+from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
 from skillit_ray.train import checkpoint
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, optimizer_step
@@ -51,12 +54,12 @@ class RunMeta:
     needs: tuple = ("eval_loss",)
 
 
-def round_metrics(record: dict) -> dict:
+def round_metrics(record: RoundRecord) -> dict:
     """What each round reports to Ray Train (and through it to Tune): flat, per skill too."""
-    loss, acc = record["eval_loss"], record["eval_acc"]
+    loss, acc = record.eval_loss, record.eval_acc
     out = {
-        "round": record["round"],
-        "step": record["step"],
+        "round": record.round,
+        "step": record.step,
         "mean_eval_loss": float(np.mean(list(loss.values()))) if loss else None,
         "mean_eval_acc": float(np.mean(list(acc.values()))) if acc else None,
     }
@@ -69,16 +72,16 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _drain(name: str, skills: tuple, budget_mb: float | None) -> SkillStore:
+def _drain(name: str, skills: tuple, budget: MemoryBudget) -> SkillStore:
     shard = ray.train.get_dataset_shard(name)
-    budget = None if budget_mb is None else int(budget_mb * 2**20)
-    # Under a memory budget, hold fewer rows in flight: smaller batches, no prefetched one.
-    size, prefetch = (4096, 1) if budget is None else (1024, 0)
-    batches = shard.iter_batches(batch_size=size, batch_format="numpy", prefetch_batches=prefetch)
-    # Hand back the object-store pages of read blocks as the drain goes (memory.py says why):
-    # under a budget once they pass a quarter of it, otherwise once at the end.
-    every = None if budget_mb is None else budget_mb / 4
-    store = SkillStore.from_batches(_releasing(batches, every), skills, name, budget)
+    batches = shard.iter_batches(
+        batch_size=budget.drain_batch_size,
+        batch_format="numpy",
+        prefetch_batches=budget.drain_prefetch,
+    )
+    # Hand back the object-store pages of read blocks as the drain goes (memory.py says why).
+    batches = _releasing(batches, budget.release_every_mb)
+    store = SkillStore.from_batches(batches, skills, name, budget.bytes)
     release_object_store_pages()
     trim_heap()
     return store
@@ -111,7 +114,7 @@ class Worker:
         self.fingerprint = loop_config["fingerprint"]
         self.restored = self._load_checkpoint()
         model = build_model(self.cfg.model, self.meta.vocab_size, self.meta.max_len)
-        state = self.restored[0] if self.restored else None
+        state = self.restored.state if self.restored else None
         if state:
             model.load_state_dict(state["model"])
         self.model = ray.train.torch.prepare_model(model)
@@ -123,14 +126,14 @@ class Worker:
         if state:
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
-            self.step, self.start_round = state["step"], self.restored[3]["round"] + 1
+            self.step, self.start_round = state["step"], self.restored.round + 1
         self.t_model = time.time()
         self.rss_model_mb = rss_mb("VmRSS")
         # Peak RSS (VmHWM) at the end of each phase: its increments say which phase set the peak.
         self.peaks: dict[str, float | None] = {}
         self._peak("model")
-        budget = self.cfg.data.memory_budget_mb
-        if budget is not None:  # a process-wide setting, once for both drains
+        budget = self.cfg.data.budget
+        if budget.limited:  # a process-wide setting, once for both drains
             arrow_on_system_heap()
         self.train_store = _drain("train", self.meta.train_skills, budget)
         self.t_train_drained = time.time()
@@ -144,21 +147,21 @@ class Worker:
         sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
         self.sampler = SkillSampler(sizes, t.seed, self.rank)
         if state:
-            self.sampler.load_state_dict(self.restored[1][self.rank])
+            self.sampler.load_state_dict(self.restored.ranks[self.rank])
 
     def _peak(self, phase: str, once: bool = False) -> None:
         """VmHWM at the end of ``phase``; ``once``: only at its first end (no /proc read after)."""
         if not (once and phase in self.peaks):
             self.peaks[phase] = rss_mb("VmHWM")
 
-    def _load_checkpoint(self):
-        """(state, ranks, coordinator, meta) of Ray Train's latest checkpoint, or None."""
+    def _load_checkpoint(self) -> checkpoint.Restored | None:
+        """Ray Train's latest checkpoint, checked against this run, or None."""
         ckpt = ray.train.get_checkpoint()
         if ckpt is None:
             return None
         with ckpt.as_directory() as d:
             restored = checkpoint.read(d)
-        meta = restored[3]
+        meta = restored.meta
         checkpoint.check_fingerprint(meta["fingerprint"], self.fingerprint, ckpt.path)
         if meta.get("diverged"):
             raise CheckpointError(
@@ -209,10 +212,9 @@ class Worker:
         )
         return {"step": self.step, "loss": loss, "acc": acc}
 
-    def _round(self, r: int, mix: dict) -> dict:
+    def _round(self, r: int, mix: Mixture, plan: RoundPlan) -> RoundRecord:
         t = self.cfg.train
-        probs, row_filter = np.asarray(mix["probs"]), mix["row_filter"]
-        plan = make_plan(probs, t.steps_per_round, t.batch_size, t.seed, r)
+        row_filter = mix.row_filter
         slots = plan.rank_slots(self.rank, self.world)
         sums = np.zeros((len(self.meta.train_skills), 2))
         checkpoints, train_s, eval_s = [], 0.0, 0.0
@@ -235,45 +237,43 @@ class Worker:
             dist.all_reduce(total)
             sums = total.cpu().numpy()
         skills = self.meta.train_skills
-        return {
-            "round": r,
-            "step": self.step,
-            "mixture": dict(zip(skills, map(float, probs), strict=True)),
-            "row_filter": row_filter,
-            "samples": dict(zip(skills, map(int, plan.counts), strict=True)),
-            "eval_loss": checkpoints[-1]["loss"] if checkpoints else {},
-            "eval_acc": checkpoints[-1]["acc"] if checkpoints else {},
-            "train_loss": {
+        return RoundRecord(
+            round=r,
+            step=self.step,
+            mixture=mix,
+            samples=dict(zip(skills, map(int, plan.counts), strict=True)),
+            eval_loss=checkpoints[-1]["loss"] if checkpoints else {},
+            eval_acc=checkpoints[-1]["acc"] if checkpoints else {},
+            train_loss={
                 sk: float(sums[k, 0] / sums[k, 1]) for k, sk in enumerate(skills) if sums[k, 1]
             },
-            "eval_checkpoints": checkpoints,
-            "train_s": train_s,
-            "eval_s": eval_s,
-            "lr": float(self.sched.get_last_lr()[0]),
-            "consumed": self.sampler.state_dict(),
-        }
+            eval_checkpoints=checkpoints,
+            train_s=train_s,
+            eval_s=eval_s,
+            lr=float(self.sched.get_last_lr()[0]),
+            consumed=self.sampler.state_dict(),
+        )
 
-    def _rank_record(self, r: int, mix: dict) -> dict:
+    def _rank_record(self, r: int, mix: Mixture, plan: RoundPlan) -> RankRecord:
         """What this rank trained on this round (the driver writes them to ranks.jsonl)."""
-        t = self.cfg.train
-        plan = make_plan(np.asarray(mix["probs"]), t.steps_per_round, t.batch_size, t.seed, r)
         local = np.bincount(
             plan.rank_slots(self.rank, self.world).ravel(), minlength=len(self.meta.train_skills)
         )
-        rec = {
-            "round": r,
-            "rank": self.rank,
-            "mixture": mix["probs"],
-            "samples": dict(zip(self.meta.train_skills, local.tolist(), strict=True)),
-        }
+        row_keys = None
         if r == 0 and self.world > 1:  # row identities, so disjointness can be checked
             # Keys are hashes, so the smallest ones are a uniform sample of a skill's rows;
             # capped, a large split does not put millions of numbers in ranks.jsonl.
             store = self.train_store
-            rec["row_keys"] = {s: store.row_keys(s, ROW_KEYS_SHOWN).tolist() for s in store.skills}
-        return rec
+            row_keys = {s: store.row_keys(s, ROW_KEYS_SHOWN).tolist() for s in store.skills}
+        return RankRecord(
+            round=r,
+            rank=self.rank,
+            mixture=mix.probs.tolist(),
+            samples=dict(zip(self.meta.train_skills, local.tolist(), strict=True)),
+            row_keys=row_keys,
+        )
 
-    def _report(self, record: dict, save: bool, final: bool = False, diverged=None) -> None:
+    def _report(self, record: RoundRecord, save: bool, final: bool = False, diverged=None) -> None:
         """One report per round on every rank (a barrier); ``save`` attaches a checkpoint."""
         metrics = round_metrics(record)
         if not save:
@@ -295,7 +295,7 @@ class Worker:
                     "rng": [g["rng"] for g in gathered],
                 }
                 meta = {
-                    "round": record["round"],
+                    "round": record.round,
                     "step": self.step,
                     "diverged": diverged,
                     "fingerprint": self.fingerprint,
@@ -307,28 +307,26 @@ class Worker:
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=ckpt)
 
-    def _start(self) -> dict:
+    def _start(self) -> Mixture:
         """Round ``start_round``'s mixture, after putting the coordinator in step with the
-        checkpoint (or, on a first start, giving it the signals it needs for round 0)."""
+        checkpoint (a first start rolls back nothing)."""
         if self.rank == 0:
-            snap = self.restored[2] if self.restored else None
+            snap = self.restored.coordinator if self.restored else None
             ray.get(self.coord.restore.remote(snap))
         if self.restored:
-            torch.set_rng_state(self.restored[0]["rng"][self.rank])
-        elif "initial_loss" in self.meta.needs:
-            initial = self._eval()["loss"]
-            if self.rank == 0:
-                ray.get(self.coord.set_initial.remote(initial))
+            torch.set_rng_state(self.restored.state["rng"][self.rank])
         return ray.get(self.coord.get_mixture.remote(self.start_round))
 
-    def run(self) -> dict:
+    def run(self) -> WorkerStats:
         t_loop = time.time()
         mix = self._start()
         t, train_s, stopped = self.cfg.train, 0.0, None
         for r in range(self.start_round, t.rounds):
-            record = self._round(r, mix)
-            train_s += record["train_s"]
-            ray.get(self.coord.rank_round.remote(pack(self._rank_record(r, mix))))
+            # Every rank computes the same plan from (seed, round): no talking needed.
+            plan = make_plan(mix.probs, t.steps_per_round, t.batch_size, t.seed, r)
+            record = self._round(r, mix, plan)
+            train_s += record.train_s
+            ray.get(self.coord.rank_round.remote(pack(self._rank_record(r, mix, plan))))
             stopped = non_finite(record)
             if stopped:  # all ranks see the same all-reduced losses, so all stop here
                 if self.rank == 0:
@@ -344,39 +342,39 @@ class Worker:
             if not last:
                 mix = ray.get(self.coord.get_mixture.remote(r + 1))
         samples = (t.rounds - self.start_round) * t.steps_per_round * t.batch_size
-        return {
-            "t_enter": self.t_enter,
-            "t_model": self.t_model,
-            "t_loop": t_loop,
-            "t_train_drained": self.t_train_drained,
-            "t_end": time.time(),
-            "drain_s": self.drain_s,
-            "train_s": train_s,
-            "train_samples_per_s": samples / train_s if train_s else 0.0,
-            "start_round": self.start_round,
-            "stopped": stopped,
-            "rss_model_mb": self.rss_model_mb,
-            "peak_rss_mb": rss_mb("VmHWM"),
-            "rss_after_drain_mb": self.rss_drained_mb,
-            "peak_rss_by_phase_mb": self.peaks,
-            "spilled": self.train_store.spill is not None,
-            "device": _device_name(self.device),
-            "process_group": dist.get_backend() if dist.is_initialized() else None,
-        }
+        return WorkerStats(
+            t_enter=self.t_enter,
+            t_model=self.t_model,
+            t_train_drained=self.t_train_drained,
+            t_loop=t_loop,
+            t_end=time.time(),
+            drain_s=self.drain_s,
+            train_s=train_s,
+            train_samples_per_s=samples / train_s if train_s else 0.0,
+            start_round=self.start_round,
+            stopped=stopped,
+            rss_model_mb=self.rss_model_mb,
+            peak_rss_mb=rss_mb("VmHWM"),
+            rss_after_drain_mb=self.rss_drained_mb,
+            peak_rss_by_phase_mb=self.peaks,
+            spilled=self.train_store.spill is not None,
+            device=_device_name(self.device),
+            process_group=dist.get_backend() if dist.is_initialized() else None,
+        )
 
 
-def non_finite(record: dict) -> str | None:
+def non_finite(record: RoundRecord) -> str | None:
     """The first non-finite eval (or train) loss of a round, said for the user."""
     for kind in ("eval_loss", "train_loss"):
-        for skill, v in record[kind].items():
+        for skill, v in getattr(record, kind).items():
             if not math.isfinite(v):
                 return (
-                    f"round {record['round'] + 1} (step {record['step']}): "
+                    f"round {record.round + 1} (step {record.step}): "
                     f"{kind.replace('_', ' ')} of skill '{skill}' is {v}; training diverged "
                     "(try a lower train.lr or train.grad_clip > 0)"
                 )
     return None
 
 
-def train_loop_per_worker(loop_config: dict) -> dict:
+def train_loop_per_worker(loop_config: dict) -> WorkerStats:
     return Worker(loop_config).run()

@@ -1,5 +1,6 @@
 """The plugin contract, checked for every registered policy (third-party ones included)."""
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 
@@ -17,6 +18,7 @@ from skillit_ray.policy import (
     get_policy_class,
     register_policy,
 )
+from skillit_ray.records import RoundRecord
 
 TRAIN = ("s1", "s2", "s3", "s4")
 CTX = dict(
@@ -124,8 +126,8 @@ class RaisesInUpdate(Policy):
         raise KeyError("skill_typo")
 
 
-def record(obs: Observation) -> dict:
-    return dict(asdict(obs), mixture={s: 0.25 for s in TRAIN})
+def record(obs: Observation) -> RoundRecord:
+    return RoundRecord(**{**asdict(obs), "mixture": Mixture.uniform(TRAIN)})
 
 
 def test_plugin_raising_is_named():
@@ -145,7 +147,9 @@ def test_coordinator_snapshot_restores_the_same_future():
         a.report(o)
     b = CoordinatorImpl("skillit", {"eta": 0.8}, context())
     b.restore(json.loads(json.dumps(a.snapshot())))
-    assert [h["round"] for h in b.history] == [0, 1, 2]
+    assert [h.round for h in b.history] == [0, 1, 2]
     assert np.array_equal(a.mixtures[3].probs, b.mixtures[3].probs)
     for o in obs[3:]:
-        assert np.allclose(a.report(o)["probs"], b.report(o)["probs"])
+        a.report(o)
+        b.report(copy.deepcopy(o))
+        assert np.allclose(a.mixtures[o.round + 1].probs, b.mixtures[o.round + 1].probs)

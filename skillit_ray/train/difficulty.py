@@ -19,10 +19,10 @@ from skillit_ray.train.loss import row_stats
 class DifficultyScorer:
     """A Ray Data callable class: adds a ``difficulty`` column (answer-token mean CE per row)."""
 
-    def __init__(self, model: dict, vocab_size: int, max_len: int, seed: int, threads: int):
+    def __init__(self, model: ModelConfig, vocab_size: int, max_len: int, seed: int, threads: int):
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
-        self.model = build_model(ModelConfig(**model), vocab_size, max_len).eval()
+        self.model = build_model(model, vocab_size, max_len).eval()
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -33,7 +33,7 @@ class DifficultyScorer:
         return batch
 
 
-def score(ds, model: dict, vocab_size: int, max_len: int, seed: int, threads: int):
+def score(ds, model: ModelConfig, vocab_size: int, max_len: int, seed: int, threads: int):
     """The train dataset with a difficulty column, materialized so training reuses the pass."""
     import ray.data
 

@@ -1,0 +1,48 @@
+"""Ray start-up: join the cluster a job runs in, or start an embedded local one."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from skillit_ray.config import Config
+
+LOCAL_ENV = {
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # The controller polls workers at this period; the default 2 s makes each report cost ~1 s.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "TOKENIZERS_PARALLELISM": "false",
+    # Ray Data's Parquet reader starts 32 footer-reader actors per read by default; on a small
+    # machine their process start-up dominated the drain (31 s -> see docs/decisions.md).
+    "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
+}
+
+
+def ensure_ray(cfg: Config) -> None:
+    """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one."""
+    import ray
+
+    if not cfg.run.ray_logs:  # Ray Data logs each execution at INFO on the driver
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    kwargs = {
+        "log_to_driver": cfg.run.ray_logs,
+        "logging_level": "info" if cfg.run.ray_logs else "warning",
+        "configure_logging": True,
+    }
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**kwargs)
+        return
+    # A private local cluster; token auth only guards network clients, which this one has none of.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    t = cfg.train
+    # Logical headroom: Ray Data tasks need a whole free CPU beside the training workers.
+    cpus = max(os.cpu_count() or 1, t.num_workers * t.cpus_per_worker) + 2
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)

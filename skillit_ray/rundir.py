@@ -1,0 +1,143 @@
+"""The run directory: who the run is (run.json), whether it can resume, and what it leaves
+behind (config, metrics, ranks, summary, the final model, a mirror in the run's storage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+
+from skillit_ray import config as config_mod
+from skillit_ray.config import Config
+from skillit_ray.errors import CheckpointError
+from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
+from skillit_ray.train import checkpoint
+
+RUN_FILE = "run.json"
+# What a run directory holds that is worth keeping beside the checkpoints on shared storage.
+OUTPUT_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "graph.json")
+
+
+def default_out(cfg: Config) -> str:
+    return os.path.join("runs", f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Ray Train's run name and storage, and when the run first started (run.json). A fresh
+    name per run, so a new run in an old directory never silently resumes the old one."""
+
+    run_name: str
+    storage: str
+    t0: float
+
+    @classmethod
+    def create(cls, cfg: Config, out: str, t0: float) -> RunIdentity:
+        storage = cfg.run.storage_path or os.path.join(out, "ray")
+        if "://" not in storage:  # a pyarrow filesystem URI goes to Ray Train as it is
+            storage = os.path.abspath(storage)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(t0))
+        ident = cls(f"{cfg.run.name}-{os.path.basename(out)}-{stamp}", storage, t0)
+        with open(os.path.join(out, RUN_FILE), "w") as fh:
+            json.dump(asdict(ident), fh, indent=1)
+        return ident
+
+    @classmethod
+    def load(cls, out: str) -> RunIdentity:
+        with open(os.path.join(out, RUN_FILE)) as fh:
+            return cls(**json.load(fh))
+
+
+def require_run_dir(run_dir: str) -> None:
+    if not all(os.path.exists(os.path.join(run_dir, f)) for f in (RUN_FILE, "config.yaml")):
+        raise CheckpointError(
+            f"{run_dir}: not a skillit-ray run directory (no {RUN_FILE} or config.yaml); "
+            "--resume takes the --out directory of an earlier run"
+        )
+
+
+def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
+    """The config a run directory was started with (plus overrides), to resume it."""
+    require_run_dir(run_dir)
+    return config_mod.load(os.path.join(run_dir, "config.yaml"), overrides)
+
+
+def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
+    """The round the resumed run starts at, after checking the newest checkpoint fits."""
+    found = checkpoint.latest(ident.storage, ident.run_name)
+    if found is None:
+        raise CheckpointError(
+            f"no checkpoint of run '{ident.run_name}' in {ident.storage}: nothing to resume"
+        )
+    path, meta = found
+    checkpoint.check_fingerprint(meta.get("fingerprint", {}), fp, path)
+    if "://" not in ident.storage:  # every file readable, before workers start on it
+        checkpoint.read(path, mmap=True)
+    if meta.get("diverged"):
+        raise CheckpointError(
+            f"the newest checkpoint {path} holds a diverged state ({meta['diverged']}); "
+            "start a new run instead"
+        )
+    if meta["round"] + 1 >= rounds:
+        raise CheckpointError(f"run '{ident.run_name}' already finished all {rounds} rounds")
+    return meta["round"] + 1
+
+
+def save_outputs(out: str, result, ranks: list[RankRecord]) -> None:
+    """The final model (from the last checkpoint in Ray Train's storage), per-rank records."""
+    ckpt = result.checkpoint
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            src = os.path.join(d, "model")
+            if os.path.isdir(src):
+                shutil.copytree(src, os.path.join(out, "model"), dirs_exist_ok=True)
+    with open(os.path.join(out, "ranks.jsonl"), "w") as fh:
+        for rec in ranks:
+            fh.write(json.dumps(rec.to_json()) + "\n")
+
+
+def mirror(out: str, ident: RunIdentity) -> None:
+    """Copy the run directory's files to <storage>/<run name>/outputs (local path or URI)."""
+    import pyarrow.fs as pafs
+
+    fs, root = checkpoint.storage_fs(ident.storage)
+    dest = f"{root.rstrip('/')}/{ident.run_name}/outputs"
+    fs.create_dir(dest, recursive=True)
+    for name in OUTPUT_FILES:
+        src = os.path.join(out, name)
+        if os.path.exists(src):
+            pafs.copy_files(src, f"{dest}/{name}", destination_filesystem=fs)
+
+
+def summary(
+    cfg: Config,
+    records: list[RoundRecord],
+    stats: WorkerStats | None,
+    t0: float,
+    t_fit: float,
+    t_done: float,
+) -> dict:
+    """summary.json: final per-skill values, rows per skill, and where the time went."""
+    last = records[-1] if records else None
+    mean = lambda d: sum(d.values()) / len(d) if d else None  # noqa: E731
+    loss = last.eval_loss if last else {}
+    acc = last.eval_acc if last else {}
+    out = {
+        "name": cfg.run.name,
+        "policy": cfg.policy.name,
+        "rounds": len(records),
+        "steps": last.step if last else 0,
+        "final_eval_loss": loss,
+        "final_eval_acc": acc,
+        "final_mean_eval_loss": mean(loss),
+        "final_mean_eval_acc": mean(acc),
+        "samples": {s: sum(r.samples[s] for r in records) for s in (last.samples if last else {})},
+        "wall_s": time.time() - t0,
+        "fit_s": t_done - t_fit,
+        "start_round": stats.start_round if stats else 0,
+    }
+    if stats is not None:
+        out.update(stats.summary(t_fit, t_done))
+    return out

@@ -1,0 +1,78 @@
+"""Assemble Ray Train's TorchTrainer for a run and fit it while its rounds stream to the
+driver (metrics.jsonl and one printed line per round)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from skillit_ray.config import Config
+from skillit_ray.progress import MetricsWriter
+from skillit_ray.records import RoundRecord, WorkerStats
+from skillit_ray.rundir import RunIdentity
+from skillit_ray.train.loop import RunMeta
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a fit leaves: Ray Train's result, the rounds recorded, rank 0's stats, times."""
+
+    result: object  # ray.train.Result
+    records: list[RoundRecord]
+    stats: WorkerStats | None
+    t_fit: float
+    t_done: float
+
+
+def make_trainer(
+    cfg: Config,
+    meta: RunMeta,
+    fingerprint: dict,
+    ident: RunIdentity,
+    coord,
+    datasets: dict,
+    callbacks: list,
+):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from skillit_ray.train.loop import train_loop_per_worker
+
+    t = cfg.train
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": cfg.to_dict(),
+            "meta": asdict(meta),
+            "coordinator": coord,
+            "fingerprint": fingerprint,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=t.num_workers,
+            use_gpu=t.use_gpu,
+            resources_per_worker={"CPU": t.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=ident.run_name,
+            storage_path=ident.storage,
+            callbacks=callbacks,
+            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=t.max_failures),
+        ),
+        datasets=datasets,
+    )
+
+
+def fit(trainer, coord, metrics_path: str, rounds: int, t0: float, echo: bool) -> Fitted:
+    """``trainer.fit()`` with a thread streaming the coordinator's round records meanwhile."""
+    writer = MetricsWriter(coord, metrics_path, rounds, t0, echo)
+    writer.start()
+    t_fit = time.time()
+    try:
+        result = trainer.fit()
+    finally:
+        writer.stop_event.set()
+        writer.join()
+    t_done = time.time()
+    writer.poll(0.0)
+    return Fitted(result, writer.records, result.return_value, t_fit, t_done)
