@@ -21,6 +21,34 @@ LOCAL_ENV = {
 }
 
 
+# Where `ray start` records the newest cluster's address; `ray stop` removes it.
+CURRENT_CLUSTER = "/tmp/ray/ray_current_cluster"
+
+
+def forget_dead_cluster(path: str = CURRENT_CLUSTER) -> bool:
+    """Remove Ray's pointer to the newest cluster when nothing listens there any more.
+
+    A head stopped without `ray stop` (killed, or `ray start --block` terminated) leaves the
+    file behind. Ray Train's placement-group cleaner asks the State API about the controller
+    through that address; against a dead one each query waits for its timeout, and every
+    fit() then spends 12 s in teardown (measured: 13.0 s vs 0.9 s). A live cluster is left
+    alone: the query fails fast there."""
+    import socket
+
+    try:
+        with open(path) as fh:
+            host, _, port = fh.read().strip().rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return False
+    except (OSError, ValueError):
+        pass
+    try:
+        os.remove(path)
+    except OSError:
+        return False
+    return True
+
+
 def ensure_ray(cfg: Config) -> None:
     """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one."""
     import ray
@@ -42,6 +70,7 @@ def ensure_ray(cfg: Config) -> None:
         return
     # A private local cluster; token auth only guards network clients, which this one has none of.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    forget_dead_cluster()
     t = cfg.train
     # Logical headroom: Ray Data tasks need a whole free CPU beside the training workers.
     cpus = max(os.cpu_count() or 1, t.num_workers * t.cpus_per_worker) + 2

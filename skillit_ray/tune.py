@@ -1,7 +1,7 @@
 """Sweeps on Ray Tune: each trial is a full skillit-ray run (a TorchTrainer inside a trial).
 
 Train V2 trainers cannot be handed to a Tuner; a Tune function trainable builds and fits the
-TorchTrainer and forwards its per-round reports with TuneReportCallback (reference/ray.md).
+TorchTrainer and forwards its per-round reports with TuneReportCallback (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     # Each trial holds 0.01 CPU plus its workers'; one whole CPU must stay free for Ray Data
-    # tasks, or the trials' pipelines starve and every trial hangs (reference/ray.md, 5.1).
+    # tasks, or the trials' pipelines starve and every trial hangs (docs/decisions.md).
     concurrent = spec.max_concurrent or max(1, int((cpus - 1) // (workers + 0.01)))
     scheduler = None
     if spec.asha:

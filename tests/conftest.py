@@ -13,6 +13,8 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
+from skillit_ray.cluster import forget_dead_cluster  # noqa: E402
+
 # Fixtures that start Ray. A test that uses one (directly or through another fixture) gets the
 # `ray` marker here, so the fast tier (`pytest -m "not ray"`) can never include it by mistake.
 RAY_FIXTURES = {"ray_session", "ray_head"}
@@ -44,6 +46,7 @@ def _fast_tier_stays_off_ray(request):
 def ray_session():
     import ray
 
+    forget_dead_cluster()
     ray.init(
         address="local",
         num_cpus=4,
@@ -176,3 +179,6 @@ def ray_head(tmp_path):
         head.terminate()  # `ray start --block` drains and stops the node it started
         head.wait(timeout=90)
         log.close()
+        # ...but leaves Ray's newest-cluster pointer naming it: every later fit() would spend
+        # 12 s of teardown asking a dead address about its controller (cluster.py).
+        forget_dead_cluster()

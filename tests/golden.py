@@ -41,6 +41,22 @@ def run_numbers(out: Path) -> dict:
     return numbers
 
 
+def golden_run_dir(name: str, dest: Path, policy: str, seed: int = 0) -> str:
+    """A run directory holding golden run ``name``'s metrics (for tests of what reads run
+    directories, without training): metrics.jsonl and the config fields readers use."""
+    import yaml
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    rows = json.loads((GOLDEN_DIR / f"{name}.json").read_text())["metrics"]
+    with open(dest / "metrics.jsonl", "w") as fh:
+        for i, row in enumerate(rows):
+            fh.write(json.dumps({**row, "train_s": 1.0, "eval_s": 0.1, "wall_s": 2.0 * i}) + "\n")
+    cfg = {"policy": {"name": policy, "params": {}}, "train": {"seed": seed}}
+    (dest / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return str(dest)
+
+
 def cpu_capability() -> str:
     import torch
 

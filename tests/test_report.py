@@ -6,9 +6,9 @@ import struct
 
 import numpy as np
 
-from skillit_ray import cli, launch, report
+from skillit_ray import cli, report
 from skillit_ray.graph import SkillsGraph
-from tests.conftest import recipe
+from tests.golden import golden_run_dir
 
 
 def png_size(path) -> tuple[int, int]:
@@ -30,17 +30,22 @@ def test_report_of_one_run(checkpointed_run, tmp_path, capsys):
     assert checkpointed_run in page and "skillit" in page
 
 
-def test_report_groups_runs_by_policy(checkpointed_run, ray_session, cache_dir, tmp_path):
-    """Two seeds of one policy: one group, mean line and min-max band over both runs."""
-    second = str(tmp_path / "seed1")
-    launch.run(recipe(cache_dir, rounds=2, seed=1), out=second, echo=False)
-    runs = [report.load_run(p) for p in (checkpointed_run, second)]
+def test_report_groups_runs_by_policy(tmp_path):
+    """Two runs of one policy: one group, mean line and min-max band over both runs (the
+    golden runs' real numbers; no training)."""
+    first = golden_run_dir("skillit_5_rounds", tmp_path / "a", "skillit", seed=0)
+    second = golden_run_dir("tiny_lego_cli", tmp_path / "b", "skillit", seed=1)
+    other = golden_run_dir("signals_random", tmp_path / "c", "random")
+    runs = [report.load_run(p) for p in (first, second)]
     steps, vals = report._curves(runs, "eval_loss")
-    assert steps.tolist() == [40, 80]  # cut to the shorter run
-    assert all(v.shape == (2, 2) for v in vals.values())
-    written = report.report([checkpointed_run, second], str(tmp_path / "both"))
+    assert steps.tolist() == [40, 80, 120]  # the first run's steps, cut to the shorter run
+    assert all(v.shape == (2, 3) for v in vals.values())
+    assert vals["lego/depth1"][1].tolist() == [r.eval_loss["lego/depth1"] for r in runs[1].rows]
+    written = report.report([first, second, other], str(tmp_path / "both"))
     page = open(written["index"]).read()
-    assert page.count("<td>skillit</td>") == 2 and second in page
+    assert page.count("<td>skillit</td>") == 2 and page.count("<td>random</td>") == 1
+    assert second in page
+    assert set(written) == {"index", "mixture", "eval_loss", "eval_acc", "samples"}
     for name, path in written.items():
         if name != "index":
             assert png_size(path) == report.SIZE

@@ -100,10 +100,12 @@ def test_clean_run_checkpoints_every_round(clean):
         ident = json.load(fh)
     path, meta = checkpoint.latest(ident["storage"], ident["run_name"])
     assert meta["round"] == ROUNDS - 1 and meta["step"] == ROUNDS * 40
-    state, ranks, coord, _ = checkpoint.read(path)
-    assert set(state) == {"model", "optimizer", "scheduler", "step", "rng"}
-    assert ranks[0]["cursor"] == want[-1]["consumed"]["cursor"]
-    assert [h["round"] for h in coord["coordinator"]["history"]] == list(range(ROUNDS))
+    restored = checkpoint.read(path)
+    assert restored.round == ROUNDS - 1
+    assert set(restored.state) == {"model", "optimizer", "scheduler", "step", "rng"}
+    assert restored.ranks[0]["cursor"] == want[-1]["consumed"]["cursor"]
+    history = restored.coordinator["coordinator"]["history"]
+    assert [h["round"] for h in history] == list(range(ROUNDS))
     assert os.path.isdir(os.path.join(out, "model"))
 
 
