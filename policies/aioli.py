@@ -88,6 +88,10 @@ class AioliPolicy(Policy):
             False, "Keep only A's diagonal, G[i, i] / one_hot_factor (aioli_diagonal)."
         )
 
+    @classmethod
+    def example_params(cls, ctx: PolicyContext) -> dict:
+        return {"lp_rounds": 1}  # short Aioli rounds: a contract run sees several LearnParams
+
     def _check(self, k: int) -> None:
         c = self.config
         ok = (
