@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import sys
 import time
@@ -289,18 +290,26 @@ def _add_simulate_parser(sub) -> None:
     sim.add_argument(
         "--graph", default=None, help="ground-truth graph JSON (default: the paper's LEGO graph)"
     )
-    sim.add_argument("--law", choices=["linear", "gated"], default="linear")
-    sim.add_argument("--rounds", type=int, default=6)
-    sim.add_argument("--steps-per-round", type=int, default=100)
-    sim.add_argument("--eval-every", type=int, default=10, help="eval checkpoint every N steps")
-    sim.add_argument("--rate", type=float, default=0.005, help="loss decrease per step and unit")
-    sim.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="gated law: prerequisite learned at this share of its initial loss",
-    )
-    sim.add_argument("--seed", type=int, default=0)
+    from skillit_ray.simulate import LAWS, Law, Sandbox
+
+    law = {f.name: f for f in dataclasses.fields(Law)}
+    box = inspect.signature(Sandbox).parameters
+    sim.add_argument("--law", choices=LAWS, default=law["kind"].default)
+    for name, kind, doc in (
+        ("rounds", int, "rounds T"),
+        ("steps_per_round", int, "steps per round"),
+        ("eval_every", int, "an eval checkpoint every this many steps"),
+        ("seed", int, "seed of the generated per-row difficulty"),
+    ):
+        default = box[name].default
+        sim.add_argument(
+            f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{doc} ({default})"
+        )
+    for name in ("rate", "threshold"):
+        f = law[name]
+        sim.add_argument(
+            f"--{name}", type=float, default=f.default, help=f"{f.metadata['doc']} ({f.default})"
+        )
     sim.add_argument(
         "--set",
         action="append",

@@ -64,7 +64,7 @@ class Law:
     kind: str = field(default="linear", metadata={"doc": "'linear' or 'gated' (module doc)."})
     rate: float = field(default=0.005, metadata={"doc": "Loss decrease per step per unit mass."})
     threshold: float = field(
-        default=0.5,
+        default=0.7,
         metadata={
             "doc": "Gated law: a prerequisite counts as learned at this share of its initial loss."
         },
