@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +71,11 @@ def test_gated_law_findings(chain_graph):
     )  # 0.263 vs 0.408
 
 
-def test_simulate_command_prints_and_writes_the_report_plots(tmp_path, capsys):
+def test_simulate_command_prints_skillit_below_stratified_in_under_2_s(tmp_path, capsys):
     out = tmp_path / "sim"
-    t0 = time.perf_counter()
-    assert cli.main(["simulate", "skillit", "--graph", LEGO_GRAPH, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    lines = printed.splitlines()
+    args = ["simulate", "skillit", "--graph", LEGO_GRAPH, "--out", str(out), "--no-report"]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("policy.params.graph = ") and "ground truth" in lines[0]
     assert "linear law, graph lego_paper.json (5 train x 5 eval skills)" in lines[1]
     assert sum(1 for x in lines if x.split()[:1] and x.split()[0].isdigit()) == 6
@@ -85,13 +83,21 @@ def test_simulate_command_prints_and_writes_the_report_plots(tmp_path, capsys):
     assert "skillit 0.2160, stratified 0.2772 (-22.1%)" in final
     assert any(x.startswith("cumulative loss") for x in lines)
     seconds = float(next(x for x in lines if x.startswith("simulated in")).split()[2])
-    assert seconds < 2.0, printed
+    assert seconds < 2.0, lines
+    rows = [json.loads(x) for x in (out / "skillit" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and rows[0]["eval_checkpoints"][0]["step"] == 10
+
+
+def test_simulate_command_writes_the_report_plots(tmp_path, capsys):
+    g = tmp_path / "two.json"
+    SkillsGraph(("a", "b"), ("a", "b"), np.array([[1.0, 0.5], [0.0, 1.0]])).save(str(g))
+    out = tmp_path / "sim"
+    args = ["simulate", "skillit", "--graph", str(g), "--rounds", "2", "--out", str(out)]
+    assert cli.main(args) == 0
+    assert "report/index.html (5 figures" in capsys.readouterr().out
     for name in ("index.html", "mixture.png", "eval_loss.png", "eval_acc.png", "samples.png",
                  "graph.png"):  # fmt: skip
         assert (out / "report" / name).stat().st_size > 0
-    rows = [json.loads(x) for x in (out / "skillit" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and rows[0]["eval_checkpoints"][0]["step"] == 10
-    assert time.perf_counter() - t0 < 60
 
 
 def test_simulate_default_graph_and_set(tmp_path, capsys):
