@@ -53,7 +53,14 @@ def probe_matrix(k: int, one_hot_factor: float) -> np.ndarray:
 
 
 class AioliPolicy(Policy):
-    """Aioli: re-estimate the graph by probe rounds every Aioli round; exponentiated gradient."""
+    """Aioli: re-estimate the graph by probe rounds every Aioli round; exponentiated gradient.
+
+    Follows HazyResearch/aioli trainer/aioli_trainer.py, AioliTrainer.train and
+    AioliTrainer.learn_params_subroutine. A round holds one mixture, so each LearnParams probe
+    block is one round: an Aioli round is lp_rounds·k probe rounds, then exploit_rounds rounds
+    on the updated mixture (Aioli's schedule step for step when train.steps_per_round equals its
+    lp_steps). The module doc (skillit_policies.aioli) has the update and every departure.
+    """
 
     needs = frozenset({"eval_loss", "initial_loss"})
 

@@ -39,7 +39,13 @@ from skillit_ray.policy import Policy
 
 
 class DoremiPolicy(Policy):
-    """DoReMi: up-weight skills whose loss exceeds a reference run's the most."""
+    """DoReMi: up-weight skills whose loss exceeds a reference run's the most.
+
+    Follows sangmichaelxie/doremi doremi/trainer.py, DoReMiTrainer.update_domain_weights
+    (doremiv1), once per training step. Departures: the excess loss is clipped per skill mean,
+    not per token (a round reports per-skill means); the mixture is resampled rather than the
+    loss reweighted. The module doc (skillit_policies.doremi) has the update and the details.
+    """
 
     @dataclass
     class Config:

@@ -42,7 +42,13 @@ def exploration(k: int, t: int) -> float:
 
 
 class OdmPolicy(Policy):
-    """ODM: bandit over skills rewarded by per-skill training loss (released smoothed mean)."""
+    """ODM: bandit over skills rewarded by per-skill training loss (released smoothed mean).
+
+    Follows alon-albalak/online-data-mixing megatron/data/data_sampling_utils.py,
+    SmoothedMeanWeightUpdater.group_update (the mixed-minibatch updater the README names as the
+    paper's), once per training step; 'paper' is the paper's EXP3 formula without 1/p_i (every
+    drawn skill is observed). The module doc (skillit_policies.odm) has both updates.
+    """
 
     needs = frozenset({"train_loss"})
 

@@ -40,7 +40,13 @@ from skillit_ray.policy import Policy
 
 
 class SkillCurriculumPolicy(Policy):
-    """Skill curriculum: one skill at a time, easiest (lowest initial loss) first."""
+    """Skill curriculum: one skill at a time, easiest (lowest initial loss) first.
+
+    Follows HazyResearch/skill-it trainer/group_curriculum_trainer.py,
+    GroupCurriculumTrainer.train: a skill's phase lasts in proportion to its pool (the natural
+    proportions), mixing_frac adds earlier skills' rows to a phase, and the rest of the run
+    samples the whole pool. A round's mixture is the rows its steps draw in that schedule.
+    """
 
     needs = frozenset({"difficulty"})
     hardest_first = False
@@ -94,6 +100,8 @@ class SkillCurriculumPolicy(Policy):
         """(steps, rows of the last step, rows per skill) of each phase, the final one included."""
         k, mf, n, B = len(self.skills), self.config.mixing_frac, self.pool, self.batch
         unscaled = sum(n[o] * (2 + (k - (i + 1)) * mf) for i, o in enumerate(self.order))
+        if not unscaled > 0:
+            raise PolicyError(f"policy '{self.name}': natural proportions {n.tolist()} sum to 0")
         scale = total_steps * B / unscaled
         phases, used = [], 0
         for p, o in enumerate(self.order):

@@ -85,7 +85,13 @@ class GraphConfig:
 
 
 class SkillItPolicy(Policy):
-    """Online SKILL-IT: up-weight skills whose graph successors have high eval loss."""
+    """Online SKILL-IT: up-weight skills whose graph successors have high eval loss.
+
+    Follows HazyResearch/skill-it trainer/mw_trainer.py, MWTrainer.train:
+    p_i ∝ exp(eta · Σ_j A[i, j] · L_j), L the sum (mean when fine-tuning) of the last `window`
+    eval checkpoints; round 0 is exp(eta·A·1). A graph that gives every skill a zero score (out
+    of domain without a graph) is an error saying what to set.
+    """
 
     needs = frozenset({"eval_loss"})
 

@@ -11,23 +11,11 @@ import numpy as np
 import pytest
 
 from skillit_ray.graph import SkillsGraph
-from skillit_ray.mixture import Observation, PolicyContext
+from skillit_ray.mixture import Observation
 from skillit_ray.policy import build_policy
+from tests.policies import context as ctx
 
 TOL = 1e-9
-
-
-def ctx(skills, eval_=None, **kw):
-    base = dict(
-        train_skills=tuple(skills),
-        eval_skills=tuple(eval_ or skills),
-        natural_proportions={s: 1 / len(skills) for s in skills},
-        rounds=6,
-        steps_per_round=10,
-        batch_size=8,
-    )
-    base.update(kw)
-    return PolicyContext(**base)
 
 
 def observation(r, skills, eval_loss=None, train_loss=None, checkpoints=None, step=0, samples=None):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from skillit_ray.errors import PolicyError
-from skillit_ray.mixture import Observation, PolicyContext
+from skillit_ray.mixture import Observation
 from skillit_ray.policy import build_policy, get_policy_class
+from tests.policies import context
 
 SK = ("a", "b", "c")
 # per-row difficulty: c's rows are all hard, so an easy-rows pool holds none of them
@@ -16,17 +17,8 @@ DIFF = {"a": [0.1, 0.2, 0.3], "b": [0.15, 0.4, 0.5], "c": [2.0, 2.5, 3.0]}
 
 
 def ctx(train=SK, eval_=None, **kw):
-    base = dict(
-        train_skills=tuple(train),
-        eval_skills=tuple(eval_ or train),
-        natural_proportions={s: 1 / len(train) for s in train},
-        rounds=3,
-        steps_per_round=1,
-        batch_size=2,
-        difficulty=DIFF,
-    )
-    base.update(kw)
-    return PolicyContext(**base)
+    return context(train, eval_, **{"rounds": 3, "steps_per_round": 1, "batch_size": 2,
+                                    "difficulty": DIFF, **kw})  # fmt: skip
 
 
 def obs(r):
