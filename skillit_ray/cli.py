@@ -29,6 +29,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if not args.config:
         raise config.ConfigError("run: give a CONFIG (YAML recipe) or --resume RUN_DIR")
     cfg = config.load(args.config, args.set)
+    from skillit_ray.policy import build_policy
+
+    build_policy(cfg.policy.name, cfg.policy.params)  # a bad parameter fails before Ray starts
     launch.run(cfg, out=args.out, echo=not args.quiet)
 
 
