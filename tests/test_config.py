@@ -59,3 +59,13 @@ def test_policy_name_override_starts_from_the_new_policys_defaults(capsys):
     same = config.load("experiments/lego_pt.yaml", ["policy.name=skillit", "policy.params.eta=1"])
     assert same.policy.params["eta"] == 1 and "graph" in same.policy.params
     assert capsys.readouterr().err == ""
+
+
+def test_run_rejects_a_bad_policy_parameter_before_ray_starts(capsys):
+    from skillit_ray import cli
+
+    args = ["run", "experiments/lego_pt.yaml", "--set", "policy.name=odm"]
+    assert cli.main([*args, "--set", "policy.params.alpah=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "dropped the recipe's skillit parameters" in err
+    assert "policy 'odm' has no parameter(s) ['alpah']; its parameters are: alpha" in err
