@@ -162,7 +162,7 @@ class AioliPolicy(Policy):
                     i = self.skills.index(e)
                     A[j, i] = G[j, i] / c.one_hot_factor
             return A
-        # W is symmetric, so solving W x = G[j] for every row j is one solve against G's transpose
+        # A[j] = solve(W, G[j]) for every eval row j, as one solve against G's transpose
         return np.linalg.solve(probe_matrix(k, c.one_hot_factor), G.T).T
 
     def _update_weights(self, A: np.ndarray) -> None:

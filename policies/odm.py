@@ -3,7 +3,7 @@
 Follows the authors' released updater for mixed minibatches, alon-albalak/online-data-mixing,
 ``megatron/data/data_sampling_utils.py``: ``SmoothedMeanWeightUpdater.group_update`` (the class
 the README names as the paper's implementation), called once per training step from
-``megatron/training.py`` (``train``: ``data_sampling_weights.group_update(iteration, ...)``)
+``megatron/training.py`` (``train_mixed_minibatch``: ``data_sampling_weights.group_update(...)``)
 with every skill present in the step's batch and its mean loss. Per update, at clock t:
 
     eps_t = min(1/K, sqrt(ln K / (K·t)))
