@@ -32,7 +32,11 @@ def pool_size(pacing: str, r: int, n: int, per_round: int, rounds: int, a: float
 
 
 class CurriculumPolicy(Policy):
-    """Curriculum: rows easiest first (initial-model loss), in a pool that grows each round."""
+    """Curriculum: rows easiest first (initial-model loss), in a pool that grows each round.
+
+    Follows HazyResearch/skill-it trainer/curriculum_trainer.py, CurriculumTrainer.train and
+    _get_pacing, with n = the train rows (the source's pool is n_updates·update_size rows).
+    """
 
     needs = frozenset({"difficulty"})
     hardest_first = False

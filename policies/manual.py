@@ -12,7 +12,10 @@ from skillit_ray.policy import Policy
 
 
 class ManualPolicy(Policy):
-    """Manual schedule: round r uses schedule[r] (the last entry repeats)."""
+    """Manual schedule: round r uses schedule[r] (the last entry repeats).
+
+    Follows HazyResearch/skill-it trainer/manual_trainer.py (--proportions_schedule).
+    """
 
     needs = frozenset()
 

@@ -12,7 +12,10 @@ from skillit_ray.policy import Policy
 
 
 class RandomPolicy(Policy):
-    """Random sampling: the data's natural skill proportions (paper: LEGO 1:1:1:3:5), fixed."""
+    """Random sampling: the data's natural skill proportions (paper: LEGO 1:1:1:3:5), fixed.
+
+    Follows HazyResearch/skill-it trainer/static_trainer.py (StaticTrainer with --proportions).
+    """
 
     needs = frozenset()
 
@@ -37,7 +40,10 @@ class RandomPolicy(Policy):
 
 
 class TargetPolicy(Policy):
-    """Skill only: all data from the target skill(s), uniform among them, fixed."""
+    """Skill only: all data from the target skill(s), uniform among them, fixed.
+
+    Follows HazyResearch/skill-it trainer/static_trainer.py (one-hot --proportions).
+    """
 
     needs = frozenset()
 

@@ -1,8 +1,13 @@
-"""``skillit``: online SKILL-IT (Chen et al. 2023, Algorithm 1).
+"""``skillit``: online SKILL-IT (Chen et al. 2023, Algorithm 1); ``static_skillit``.
 
-p_i ∝ exp(eta * sum_j A[i, j] * L_j), where L is the sum (or mean) of the last ``window`` eval
-loss vectors. Every choice the reference implementation leaves implicit is a field below, with
-the paper's value as default (see shared/reference/skillit.md, sections 1.2 and 6).
+Follows HazyResearch/skill-it, ``trainer/mw_trainer.py``: ``MWTrainer.train``:
+p_i ∝ exp(eta * sum_j A[i, j] * L_j), where L is the sum (pre-training, out-of-domain) or mean
+(fine-tuning, ``--target_mask``) of the last ``window`` eval-loss vectors, one per eval
+checkpoint (``ckpt_steps``, here ``train.eval_every``); round 0 is exp(eta·A·1); binary graphs'
+off-diagonal 1s weigh 0.5. Every choice the code leaves implicit is a field below with the
+code's value as default (shared/reference/skillit.md, sections 1.2 and 6). A graph that gives
+every train skill a zero score (out of domain without a graph, or a target no train skill
+reaches) is an error naming what to set, not a uniform mixture forever.
 """
 
 from __future__ import annotations
@@ -45,24 +50,53 @@ class SparseGraph:
         return SparseGraph(A) if np.count_nonzero(A) <= density * A.size else A
 
 
+@dataclass
+class GraphConfig:
+    """The fields that shape the graph and the exponent: shared by online and static SKILL-IT."""
+
+    graph: str | None = param(
+        None,
+        "Graph JSON file (rows = train skills, columns = eval skills, by name); 'learn': "
+        "learned before round 0 with the run's `graph` config section; None: the identity "
+        "graph (the paper's no-graph ablation; needs eval skills that are train skills).",
+    )
+    eta: float = param(
+        0.5,
+        "Learning rate of the exponentiated update (paper: LEGO 0.5, addition 0.1, NI 0.2-0.8).",
+    )
+    setting: str = param(
+        "auto",
+        "'pretrain' (eval skills = train skills), 'finetune' (graph sliced to the "
+        "target column(s)), 'ood' (rectangular graph onto eval skills); 'auto' infers it "
+        "from target and the skills.",
+    )
+    target: list | None = param(None, "Target eval skill(s) when fine-tuning.")
+    diagonal: str = param(
+        "keep",
+        "'keep' the graph's self-edges as stored (the online code), or force them "
+        "to 'one' (the static code path). Self-edges are where train and eval names match.",
+    )
+    binary_edge_weight: float | None = param(
+        0.5,
+        "Off-diagonal entries exactly 1 become this (the paper's code: binary edges "
+        "weigh 0.5); None keeps them.",
+    )
+    negative: str = param("keep", "'keep' negative graph entries or 'clip' them to 0.")
+
+
 class SkillItPolicy(Policy):
-    """Online SKILL-IT: up-weight skills whose graph successors have high eval loss."""
+    """Online SKILL-IT: up-weight skills whose graph successors have high eval loss.
+
+    Follows HazyResearch/skill-it trainer/mw_trainer.py, MWTrainer.train:
+    p_i ∝ exp(eta · Σ_j A[i, j] · L_j), L the sum (mean when fine-tuning) of the last `window`
+    eval checkpoints; round 0 is exp(eta·A·1). A graph that gives every skill a zero score (out
+    of domain without a graph) is an error saying what to set.
+    """
 
     needs = frozenset({"eval_loss"})
 
     @dataclass
-    class Config:
-        graph: str | None = param(
-            None,
-            "Graph JSON file (rows = train skills, columns = eval skills, by name); 'learn': "
-            "learned before round 0 with the run's `graph` config section; None: the "
-            "identity graph (the paper's no-graph ablation).",
-        )
-        eta: float = param(
-            0.5,
-            "Learning rate of the exponentiated update (paper: LEGO 0.5, "
-            "addition 0.1, NI 0.2-0.8).",
-        )
+    class Config(GraphConfig):
         window: int = param(3, "w: how many of the latest loss observations enter the update.")
         window_unit: str = param(
             "checkpoints",
@@ -74,27 +108,9 @@ class SkillItPolicy(Policy):
             "'sum' or 'mean' over the window; 'auto' = mean when fine-tuning toward a "
             "target, else sum (as the paper's scripts).",
         )
-        setting: str = param(
-            "auto",
-            "'pretrain' (eval skills = train skills), 'finetune' (graph sliced to the "
-            "target column(s)), 'ood' (rectangular graph onto eval skills); 'auto' infers it "
-            "from target and the skills.",
-        )
-        target: list | None = param(None, "Target eval skill(s) when fine-tuning.")
         initial: str = param(
             "graph", "Round-0 mixture: 'graph' = p ∝ exp(eta·A·1) (the paper), or 'uniform'."
         )
-        diagonal: str = param(
-            "keep",
-            "'keep' the graph's self-edges as stored (the online code), or force them "
-            "to 'one' (the static code path). Self-edges are where train and eval names match.",
-        )
-        binary_edge_weight: float | None = param(
-            0.5,
-            "Off-diagonal entries exactly 1 become this (the paper's code: binary edges "
-            "weigh 0.5); None keeps them.",
-        )
-        negative: str = param("keep", "'keep' negative graph entries or 'clip' them to 0.")
         normalize_loss: bool = param(
             False, "Divide losses by the first observed loss vector (paper default: off)."
         )
@@ -114,10 +130,11 @@ class SkillItPolicy(Policy):
             "eta_schedule": ("constant", "loss_ratio"),
         }
         for name, allowed in choices.items():
-            one_of(self.name, name, getattr(c, name), allowed)
+            if hasattr(c, name):  # static SKILL-IT has only the graph's fields
+                one_of(self.name, name, getattr(c, name), allowed)
         if not float(c.eta) >= 0:
             raise PolicyError(f"policy '{self.name}': eta must be >= 0, got {c.eta}")
-        if not (isinstance(c.window, int) and c.window >= 1):
+        if hasattr(c, "window") and not (isinstance(c.window, int) and c.window >= 1):
             raise PolicyError(
                 f"policy '{self.name}': window must be an integer >= 1, got {c.window}"
             )
@@ -176,9 +193,19 @@ class SkillItPolicy(Policy):
             A[diag] = 1.0
         if c.negative == "clip":
             A = np.maximum(A, 0.0)
+        if not A.any():  # every score would be 0 forever: a uniform mixture, silently
+            where = f"graph '{c.graph}'" if c.graph else "the identity graph (no graph given)"
+            raise PolicyError(
+                f"policy '{self.name}' ({self.setting}): {where} has no nonzero entry from the "
+                f"train skills {list(ctx.train_skills)} to the eval skill(s) {list(cols)}, so "
+                "the mixture would stay uniform; set policy.params.graph to a graph whose rows "
+                "are the train skills and whose columns are those eval skills (skillit-ray "
+                "graph learn)"
+            )
         return A
 
-    def init(self, ctx: PolicyContext) -> Mixture:
+    def _setup(self, ctx: PolicyContext) -> None:
+        """Setting, graph columns and the graph: what online and static SKILL-IT share."""
         self._check()
         self.ctx = ctx
         self.setting = self._setting(ctx)
@@ -187,6 +214,9 @@ class SkillItPolicy(Policy):
             graph = self._load(ctx)
         self.columns = self._columns(ctx, self.setting, graph)
         self.A = SparseGraph.maybe(self._graph(ctx, self.columns))
+
+    def init(self, ctx: PolicyContext) -> Mixture:
+        self._setup(ctx)
         red = self.config.reduction
         self.reduce = ("mean" if self.setting == "finetune" else "sum") if red == "auto" else red
         self.history: list[list[float]] = []
@@ -227,20 +257,35 @@ class SkillItPolicy(Policy):
 
 
 class StaticSkillItPolicy(SkillItPolicy):
-    """Static SKILL-IT: p ∝ exp(eta·A·1) from the graph, fixed for the whole run."""
+    """Static SKILL-IT: p ∝ exp(eta·A·1) from the graph, fixed for the whole run.
+
+    Follows HazyResearch/skill-it ``dataset/utils.py``: ``get_weights_from_graph`` (the released
+    NI pre-training configuration), which forces the graph's diagonal to 1. Only the graph's
+    fields act here: no loss is ever observed.
+    """
 
     needs = frozenset()
 
     @dataclass
-    class Config(SkillItPolicy.Config):
+    class Config(GraphConfig):
         eta: float = param(0.2, "Temperature of exp(eta·A·1) (the paper's NI runs: 0.2).")
         diagonal: str = param(
             "one", "Self-edges forced to 'one' (the paper's static code path) or 'keep'."
         )
 
     def init(self, ctx: PolicyContext) -> Mixture:
-        self.mixture = super().init(ctx)
+        self._setup(ctx)
+        ones = np.ones(len(self.columns))
+        self.mixture = Mixture(
+            ctx.train_skills, skillit_weights(self.A, ones, float(self.config.eta))
+        )
         return self.mixture
 
     def update(self, obs: Observation) -> Mixture:
         return self.mixture
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -15,6 +15,8 @@ from skillit_ray.policy import Policy
 class StratifiedPolicy(Policy):
     """Skill-stratified sampling: uniform over the relevant skills for the whole run.
 
+    Follows HazyResearch/skill-it trainer/static_trainer.py (--sample_rule stratified).
+
     Relevant skills: all train skills in pre-training; ``skills`` if given; else, with a
     ``target``, the target plus its prerequisites (train skills with a positive edge into a
     target in ``graph``; all train skills when no graph is given, as the paper's fine-tuning runs

@@ -1,9 +1,10 @@
-"""The ``skillit-ray`` command line: run, sweep, data, graph, policies."""
+"""The ``skillit-ray`` command line: run, sweep, data, graph, policies, simulate."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import sys
 import time
@@ -61,6 +62,83 @@ def _cmd_policies(args: argparse.Namespace) -> None:
         d = describe_policy(name)
         fields = ", ".join(f["name"] for f in d["fields"]) or "-"
         print(f"{name:<21} {d['summary']}  [{fields}]")
+
+
+def _simulate_params(policy: str, sets: list[str], graph_path: str) -> dict:
+    """``--set policy.params.x=v`` items; a policy with a ``graph`` field gets the ground truth."""
+    from skillit_ray import config
+    from skillit_ray.policy import get_policy_class
+
+    params: dict = {}
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key.startswith("policy.params.") or key == "policy.params.":
+            raise config.ConfigError(f"simulate --set '{item}': expected policy.params.KEY=VALUE")
+        target = params
+        *path, last = key[len("policy.params.") :].split(".")
+        for part in path:
+            target = target.setdefault(part, {})
+        target[last] = yaml.safe_load(text)
+    names = {f.name for f in dataclasses.fields(get_policy_class(policy).Config)}
+    if "graph" in names and "graph" not in params:
+        params["graph"] = graph_path
+        print(f"policy.params.graph = {graph_path} (the ground truth; --set it to give another)")
+    return params
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from skillit_ray.graph import SkillsGraph
+    from skillit_ray.report import report
+    from skillit_ray.simulate import Law, lego_graph, simulate, write_run
+
+    t0 = time.perf_counter()
+    out = args.out or os.path.join(
+        "runs", f"simulate-{args.policy}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    os.makedirs(out, exist_ok=True)
+    graph = SkillsGraph.load(args.graph) if args.graph else lego_graph()
+    graph_path = os.path.abspath(args.graph or os.path.join(out, "graph.json"))
+    if not args.graph:
+        graph.save(graph_path)
+    params = _simulate_params(args.policy, args.set, graph_path)
+    law = Law(graph, args.law, args.rate, args.threshold)
+    box = {
+        "rounds": args.rounds,
+        "steps_per_round": args.steps_per_round,
+        "eval_every": args.eval_every,
+        "seed": args.seed,
+    }
+    sims = [simulate(args.policy, params, law, **box)]
+    if args.policy != "stratified":
+        sims.append(simulate("stratified", {}, law, **box))
+    pol, base = sims[0], sims[-1]
+    short = [s.rsplit("/", 1)[-1] for s in graph.train_skills]
+    print(
+        f"simulate {args.policy}: {args.law} law, graph {os.path.basename(graph_path)} "
+        f"({len(graph.train_skills)} train x {len(graph.eval_skills)} eval skills), "
+        f"{args.rounds} rounds x {args.steps_per_round} steps"
+    )
+    cols = f"{'round':>5} {args.policy[:12]:>12} {'stratified':>12}   mixture: {' '.join(short)}"
+    print(cols)
+    for r, rec in enumerate(pol.records):
+        mix = " ".join(f"{p:.3f}" for p in rec.mixture.probs)
+        print(f"{r:>5} {pol.mean_loss[r]:>12.4f} {base.mean_loss[r]:>12.4f}   {mix}")
+    change = 100 * (pol.final - base.final) / base.final
+    print(
+        f"final mean eval loss: {args.policy} {pol.final:.4f}, stratified {base.final:.4f} "
+        f"({change:+.1f}%)"
+    )
+    print(
+        f"cumulative loss (sum of round-end means): {args.policy} {pol.cumulative:.4f}, "
+        f"stratified {base.cumulative:.4f}"
+    )
+    dirs = [write_run(s, os.path.join(out, s.policy), graph_path, args.seed) for s in sims]
+    print(f"simulated in {time.perf_counter() - t0:.2f} s; runs in {out}", flush=True)
+    if not args.no_report:
+        t1 = time.perf_counter()
+        written = report(dirs, os.path.join(out, "report"))
+        took = time.perf_counter() - t1
+        print(f"wrote {written['index']} ({len(written) - 1} figures, {took:.1f} s)")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -203,6 +281,47 @@ def _add_generator_parsers(sub) -> None:
         p.set_defaults(func=_cmd_data)
 
 
+def _add_simulate_parser(sub) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="run a policy in seconds against a ground-truth graph and loss law (no training)",
+    )
+    sim.add_argument("policy", help="registered policy name")
+    sim.add_argument(
+        "--graph", default=None, help="ground-truth graph JSON (default: the paper's LEGO graph)"
+    )
+    from skillit_ray.simulate import LAWS, Law, Sandbox
+
+    law = {f.name: f for f in dataclasses.fields(Law)}
+    box = inspect.signature(Sandbox).parameters
+    sim.add_argument("--law", choices=LAWS, default=law["kind"].default)
+    for name, kind, doc in (
+        ("rounds", int, "rounds T"),
+        ("steps_per_round", int, "steps per round"),
+        ("eval_every", int, "an eval checkpoint every this many steps"),
+        ("seed", int, "seed of the generated per-row difficulty"),
+    ):
+        default = box[name].default
+        sim.add_argument(
+            f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{doc} ({default})"
+        )
+    for name in ("rate", "threshold"):
+        f = law[name]
+        sim.add_argument(
+            f"--{name}", type=float, default=f.default, help=f"{f.metadata['doc']} ({f.default})"
+        )
+    sim.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="policy.params.KEY=VALUE",
+        help="a policy parameter, e.g. --set policy.params.eta=0.8",
+    )
+    sim.add_argument("--out", default=None, help="directory for the runs and the report")
+    sim.add_argument("--no-report", action="store_true", help="skip the plots")
+    sim.set_defaults(func=_cmd_simulate)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="skillit-ray", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -245,6 +364,7 @@ def parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=_cmd_sweep)
     _add_generator_parsers(sub)
     _add_graph_parsers(sub)
+    _add_simulate_parser(sub)
     pol = sub.add_parser("policies", help="list registered policies, or show one")
     pol.add_argument("name", nargs="?")
     pol.set_defaults(func=_cmd_policies)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -245,12 +246,30 @@ def set_key(cfg: Config, dotted: str, value: Any, where: str = "--set") -> None:
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Apply ``key=value`` strings; values are parsed as YAML (so 3, 0.5, [a, b] work)."""
+    """Apply ``key=value`` strings; values are parsed as YAML (so 3, 0.5, [a, b] work).
+
+    ``policy.name`` goes first: a new policy starts from its own defaults, so the recipe's
+    parameters (written for another policy) are dropped, with one line saying which; every
+    ``policy.params.*`` override then applies on top, whatever its place on the command line.
+    """
+    parsed = []
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set '{item}': expected dotted.key=value")
         key, text = item.split("=", 1)
-        set_key(cfg, key.strip(), yaml.safe_load(text))
+        parsed.append((key.strip(), yaml.safe_load(text)))
+    for key, value in parsed:
+        if key == "policy.name" and value != cfg.policy.name:
+            if cfg.policy.params:
+                print(
+                    f"skillit-ray: policy.name={value}: dropped the recipe's {cfg.policy.name} "
+                    f"parameters ({', '.join(sorted(cfg.policy.params))}); {value} starts from "
+                    "its defaults",
+                    file=sys.stderr,
+                )
+            cfg.policy.params = {}
+    for key, value in parsed:
+        set_key(cfg, key, value)
     return cfg
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -64,8 +65,18 @@ class Mixture:
         return {s: float(p) for s, p in zip(self.skills, self.probs, strict=True)}
 
 
+def _not_numbers(values, names) -> list:
+    """(name, value) of each entry that is not a real number (a string, None, an object)."""
+    return [
+        (n, v)
+        for n, v in zip(names, values)
+        if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer))
+    ]
+
+
 def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixture:
-    """Check a policy's output: right skills, finite, non-negative, sums to 1. Names the policy."""
+    """Check a policy's output: right skills, numbers, finite, non-negative, sums to 1, a valid
+    row filter. Errors name the policy (the coordinator adds the round)."""
     if isinstance(mix, dict):
         known = set(skills)
         missing = [s for s in skills if s not in mix]
@@ -75,6 +86,11 @@ def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixtu
                 f"policy '{policy}' returned a mixture with wrong skills: "
                 f"missing {missing}, unknown {extra}; expected {list(skills)}"
             )
+        bad = _not_numbers([mix[s] for s in skills], skills)
+        if bad:
+            raise PolicyError(
+                f"policy '{policy}' returned non-numeric probabilities {bad}: expected numbers"
+            )
         mix = Mixture.from_dict(mix, skills)
     if not isinstance(mix, Mixture):
         raise PolicyError(f"policy '{policy}' returned {type(mix).__name__}, expected a Mixture")
@@ -82,7 +98,16 @@ def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixtu
         raise PolicyError(
             f"policy '{policy}' returned a mixture over {list(mix.skills)}, expected {list(skills)}"
         )
-    p = np.asarray(mix.probs, dtype=np.float64)
+    raw = mix.probs
+    if not (isinstance(raw, np.ndarray) and raw.dtype.kind in "fiu"):  # numeric arrays: fast
+        raw = np.asarray(raw, dtype=object)
+        bad = _not_numbers(raw.ravel().tolist(), skills) if raw.ndim == 1 else []
+        if bad or raw.ndim != 1:
+            raise PolicyError(
+                f"policy '{policy}' returned non-numeric probabilities {bad or raw.tolist()}: "
+                f"expected one number per train skill {list(skills)}"
+            )
+    p = np.asarray(raw, dtype=np.float64)
     if p.shape != (len(skills),):
         raise PolicyError(f"policy '{policy}' returned probabilities of shape {p.shape}")
     bad = [(skills[i], float(p[i])) for i in np.flatnonzero(~np.isfinite(p) | (p < 0))]
@@ -95,7 +120,11 @@ def validate_mixture(mix: object, skills: tuple[str, ...], policy: str) -> Mixtu
         raise PolicyError(f"policy '{policy}' returned a mixture summing to {total!r}, expected 1")
     rf = mix.row_filter
     if rf is not None and (
-        len(rf) != 2 or rf[0] not in ("max", "min") or not math.isfinite(float(rf[1]))
+        not isinstance(rf, (tuple, list))
+        or len(rf) != 2
+        or rf[0] not in ("max", "min")
+        or _not_numbers([rf[1]], ["bound"])
+        or not math.isfinite(float(rf[1]))
     ):
         raise PolicyError(
             f"policy '{policy}' returned row_filter {rf!r}; expected "

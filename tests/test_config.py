@@ -41,3 +41,31 @@ def test_validation_names_the_field(tmp_path, override, words):
 def test_recipe_graph_path_is_relative_to_recipe():
     cfg = config.load("experiments/lego_pt.yaml")
     assert cfg.policy.params["graph"].endswith("experiments/graphs/lego_paper.json")
+
+
+def test_policy_name_override_starts_from_the_new_policys_defaults(capsys):
+    """The README's invocation on a SKILL-IT recipe: the recipe's parameters are dropped (one
+    line names them) and policy.params overrides apply, before or after policy.name."""
+    cfg = config.load(
+        "experiments/lego_pt.yaml",
+        ["policy.params.power=3", "policy.name=hardest_first", "train.rounds=2"],
+    )
+    assert cfg.policy.name == "hardest_first" and cfg.policy.params == {"power": 3}
+    line = capsys.readouterr().err.strip()
+    assert line == (
+        "skillit-ray: policy.name=hardest_first: dropped the recipe's skillit parameters "
+        "(eta, graph, window, window_unit); hardest_first starts from its defaults"
+    )
+    same = config.load("experiments/lego_pt.yaml", ["policy.name=skillit", "policy.params.eta=1"])
+    assert same.policy.params["eta"] == 1 and "graph" in same.policy.params
+    assert capsys.readouterr().err == ""
+
+
+def test_run_rejects_a_bad_policy_parameter_before_ray_starts(capsys):
+    from skillit_ray import cli
+
+    args = ["run", "experiments/lego_pt.yaml", "--set", "policy.name=odm"]
+    assert cli.main([*args, "--set", "policy.params.alpah=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "dropped the recipe's skillit parameters" in err
+    assert "policy 'odm' has no parameter(s) ['alpah']; its parameters are: alpha" in err

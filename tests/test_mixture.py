@@ -16,6 +16,13 @@ SK = ("a", "b", "c")
         (Mixture(SK, np.array([0.5, np.nan, 0.5])), "nan"),
         (Mixture(SK, np.array([0.5, 0.5, 0.5])), "summing to 1.5"),
         ([0.3, 0.3, 0.4], "list"),
+        # non-numeric entries: a string or None, in the probabilities or in a row filter bound
+        ({"a": 0.5, "b": "0.5", "c": 0.0}, "non-numeric probabilities [('b', '0.5')]"),
+        ({"a": 0.5, "b": None, "c": 0.5}, "non-numeric probabilities [('b', None)]"),
+        (Mixture(SK, [0.5, 0.5, "x"]), "non-numeric probabilities [('c', 'x')]"),
+        (Mixture(SK, [None, 0.5, 0.5]), "non-numeric probabilities [('a', None)]"),
+        (Mixture(SK, np.array([0.5, 0.5, 0.0]), ("max", "0.3")), "row_filter ('max', '0.3')"),
+        (Mixture(SK, np.array([0.5, 0.5, 0.0]), ("min", None)), "row_filter ('min', None)"),
     ],
 )
 def test_invalid_mixtures_name_the_policy_and_value(bad, words):

@@ -40,39 +40,6 @@ def obs(r, eval_loss=None, train_loss=None, samples=None):
     )
 
 
-def test_exp3_probabilities_by_hand():
-    pol = build_policy("odm", {"alpha": 0.5, "clock": "rounds"})
-    L = np.array([3.0, 1.5, 0.3])
-    assert np.allclose(pol.init(ctx()).probs, [1 / 3] * 3)
-    # eps_t = min(1/3, sqrt(ln 3 / (3 t))) is 1/3 for t <= 3, so K * eps = 1: uniform.
-    # R_t = 0.5 R_(t-1) + 0.5 L / (1/3): R1 = 1.5 L, R2 = 2.25 L, R3 = 2.625 L.
-    for r in range(3):
-        p = pol.update(obs(r, train_loss=dict(zip(SK, L.tolist())))).probs
-        assert np.allclose(p, [1 / 3] * 3)
-    assert np.allclose(pol.rewards, 2.625 * L)
-    p = pol.update(obs(3, train_loss=dict(zip(SK, L.tolist())))).probs
-    R4 = 2.8125 * L  # 0.5 * 2.625 L + 0.5 * 3 L
-    eps4 = math.sqrt(math.log(3) / 12)  # 0.3026 < 1/3: exploration starts to fall
-    soft = np.exp(R4 / 3) / np.exp(R4 / 3).sum()
-    assert np.allclose(p, (1 - 3 * eps4) * soft + eps4)
-    assert p[0] > p[1] > p[2]
-
-
-def test_exp3_clock_counts_training_steps():
-    # ODM updates every step, so after a 100-step round its t is 100, not 1
-    pol = build_policy("odm", {"alpha": 0.5})
-    pol.init(ctx())
-    L = np.array([3.0, 1.5, 0.3])
-    ev = Observation(0, 100, {}, {s: 5 for s in SK}, {}, {}, dict(zip(SK, L.tolist())), [])
-    p = pol.update(ev).probs
-    eps = math.sqrt(math.log(3) / 300)
-    R = 1.5 * L
-    soft = np.exp(R / 3) / np.exp(R / 3).sum()  # eps of the previous update (t = 1) is 1/3
-    assert pol.t == 100 and np.allclose(p, (1 - 3 * eps) * soft + eps)
-    with pytest.raises(PolicyError, match="clock='epochs'"):
-        build_policy("odm", {"clock": "epochs"}).init(ctx())
-
-
 def test_doremi_excess_loss(tmp_path):
     ref = tmp_path / "ref.json"
     ref.write_text(json.dumps({"a": 1.0, "b": 1.0, "c": 1.0}))
@@ -112,18 +79,6 @@ def test_static_skillit_forces_diagonal(tmp_path):
     assert pol.signals() == frozenset()  # fixed: no evaluation needed
 
 
-def test_skill_curriculum_schedule():
-    c = ctx(initial_loss={"a": 0.9, "b": 0.1, "c": 0.5}, rounds=6, steps_per_round=10)
-    # 60 steps, phases of 30 // 3 = 10 steps: easiest first b, c, a; then natural
-    cur = build_policy("skill_curriculum")
-    mixes = [cur.init(c).probs] + [cur.update(obs(r)).probs for r in range(5)]
-    assert np.allclose(mixes[:3], [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
-    assert np.allclose(mixes[3], [0.2, 0.3, 0.5])
-    anti = build_policy("skill_anticurriculum", {"mixing_frac": 0.4})
-    first, second = anti.init(c).probs, anti.update(obs(0)).probs
-    assert np.allclose(first, [1, 0, 0]) and np.allclose(second, [0.4, 0, 0.6])
-
-
 def test_floor_and_ema():
     floor = build_policy("floor", {"policy": "target", "params": {"target": ["a"]}, "epsilon": 0.3})
     assert np.allclose(floor.init(ctx()).probs, [0.8, 0.1, 0.1])
@@ -147,20 +102,6 @@ def test_stratified_target_and_prerequisites(tmp_path):
     pol = build_policy("stratified", {"target": ["c"], "graph": str(g)})
     assert np.allclose(pol.init(ctx()).probs, [0, 0.5, 0.5])
     assert np.allclose(build_policy("target", {"target": ["b"]}).init(ctx()).probs, [0, 1, 0])
-
-
-def test_aioli_recovers_a_planted_graph():
-    A = np.array([[0.2, 0.0, 0.0], [0.3, 0.1, 0.0], [0.0, 0.0, 0.05]])  # b helps a most
-    pol = build_policy("aioli", {"normalize": False, "ema": 0.0, "ridge": 1e-9, "eta": 1.0})
-    L = np.array([2.0, 2.0, 2.0])
-    p = pol.init(ctx(initial_loss=dict(zip(SK, L.tolist())))).probs
-    assert np.allclose(p, [0.75, 0.125, 0.125])  # probe round on skill a
-    for r in range(3):
-        L = L - p @ A  # the linear mixing law the fit assumes
-        p = pol.update(obs(r, eval_loss=dict(zip(SK, L.tolist())))).probs
-    assert np.allclose(pol.A, A, atol=1e-6)
-    w = np.exp(A.sum(1)) / np.exp(A.sum(1)).sum()
-    assert np.allclose(p, w) and p.argmax() == 1
 
 
 def test_curriculum_pacing_pool_sizes():
