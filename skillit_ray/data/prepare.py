@@ -28,10 +28,13 @@ class PreparedData:
     natural: dict[str, float]
     with_accuracy: bool
     manifest: dict | None
+    # data.tokenizer, else the one the data's manifest names (the sources corpus ships its own).
+    tokenizer: str | None = None
 
     def local_store(self, split: str, tokenizer: str | None = None):
         """A split read straight into a SkillStore in this process (no Ray): for baselines and
         for checking a run's numbers against a plain evaluation."""
+        tokenizer = tokenizer or self.tokenizer
         import pyarrow.json as pajson
         import pyarrow.parquet as pq
 
@@ -56,6 +59,7 @@ class PreparedData:
         return SkillStore.from_batches(batches, tuple(skills), split)
 
     def datasets(self, tokenizer: str | None, memory_budget_mb: float | None = None) -> dict:
+        tokenizer = tokenizer or self.tokenizer
         # Under a budget, blocks of an eighth of it: a worker holds a block, the batch it is
         # copying and the store's in-memory part at once (memory.py, store.py).
         block = None if memory_budget_mb is None else max(int(memory_budget_mb * 2**20 / 8), 2**16)
@@ -94,12 +98,14 @@ def _pick(wanted: list | None, have: dict[str, int], field: str, split: str) -> 
     return tuple(wanted)
 
 
-def _vocab(cfg: Config, manifest: dict | None, train: SplitInfo, ev: SplitInfo) -> tuple[int, int]:
+def _vocab(
+    manifest: dict | None, tokenizer: str | None, train: SplitInfo, ev: SplitInfo
+) -> tuple[int, int]:
     """(vocab_size, pad_id) from the manifest, the tokenizer, or the token ids themselves."""
     if manifest and "vocab" in manifest:
         return len(manifest["vocab"]), int(manifest.get("pad_id", 0))
-    if cfg.data.tokenizer:
-        tok = load_tokenizer(cfg.data.tokenizer)
+    if tokenizer:
+        tok = load_tokenizer(tokenizer)
         pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         return max(len(tok), train.max_id + 1, ev.max_id + 1), int(pad)
     if train.token_column == "text":
@@ -114,7 +120,8 @@ def prepare(cfg: Config) -> PreparedData:
     ev = inspect(eval_path, cfg.data.format, "eval", scan)
     train_skills = _pick(cfg.data.train_skills, train.rows_per_skill, "data.train_skills", "train")
     eval_skills = _pick(cfg.data.eval_skills, ev.rows_per_skill, "data.eval_skills", "eval")
-    vocab_size, pad_id = _vocab(cfg, manifest, train, ev)
+    tokenizer = cfg.data.tokenizer or (manifest or {}).get("tokenizer")
+    vocab_size, pad_id = _vocab(manifest, tokenizer, train, ev)
     max_len = (
         cfg.data.max_length
         or (manifest or {}).get("max_length")
@@ -143,4 +150,5 @@ def prepare(cfg: Config) -> PreparedData:
         natural,
         with_accuracy,
         manifest,
+        tokenizer,
     )
