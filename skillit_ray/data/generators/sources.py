@@ -36,7 +36,6 @@ import sysconfig
 import time
 import tokenize
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 
 import numpy as np
 import pyarrow as pa
@@ -91,7 +90,7 @@ class SourcesParams:
         metadata={"doc": "Documents shorter than this (stripped) are skipped (empty __init__.py)."},
     )
     val_docs_per_skill: int = field(
-        default=32,
+        default=16,
         metadata={"doc": "Documents held out per skill for validation (whole documents)."},
     )
     vocab_size: int = field(
@@ -157,24 +156,23 @@ def _own_dirs() -> set[str]:
 
 
 def environment() -> dict:
-    """What the corpus depends on: the interpreter and every distribution in the walked roots.
+    """What the corpus depends on: the interpreter and every distribution in the site folders
+    (their ``*.dist-info``/``*.egg-info`` folder names carry name and version).
 
-    Cheap (no file walk), so the cache can check it on every run. A file edited in place without
-    a version change is not noticed; delete the cache folder then.
+    Cheap (one listing per site folder, no file walk), so the cache checks it on every run. A
+    file edited in place without a version change is not noticed: delete the cache folder then.
     """
-    sites = [f for label, f in _roots() if label.startswith("site-packages")]
-    dists = sorted(
-        {
-            (d.metadata["Name"] or "?", d.version or "?")
-            for d in metadata.distributions(path=sites)
-            if not (d.metadata["Name"] or "").lower().replace("-", "_").startswith("skillit_ray")
-        }
-    )
+    dists = set()
+    for label, folder in _roots():
+        if label.startswith("site-packages"):
+            for name in os.listdir(folder):
+                if name.endswith((".dist-info", ".egg-info")) and not _is_own_entry(name):
+                    dists.add(name.rsplit(".", 1)[0])
     return {
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
         "platform": f"{sys.platform}-{platform.machine()}",
-        "distributions": [list(d) for d in dists],
+        "distributions": sorted(dists),
     }
 
 
@@ -360,8 +358,14 @@ def train_tokenizer(texts: list[str], vocab_size: int, out: str):
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    # No clean-up on decode: it would drop spaces before punctuation, and code needs them.
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS, unk_token=EOS
+        tokenizer_object=tok,
+        eos_token=EOS,
+        bos_token=EOS,
+        pad_token=EOS,
+        unk_token=EOS,
+        clean_up_tokenization_spaces=False,
     )
     fast.save_pretrained(out)
     return fast
@@ -406,37 +410,34 @@ def skill(kind: str) -> str:
 
 
 def _rows(docs: dict[str, list[dict]], fast, chunk_tokens: int) -> tuple[pa.Table, dict]:
-    """One split's rows (a row per document, or per chunk) and its counts per skill."""
+    """One split's rows (a row per document, or per chunk of one) and its counts per skill."""
+    backend = fast.backend_tokenizer
+    flat = [(kind, d) for kind, ds in docs.items() for d in ds]
+    texts = [d["text"] for _, d in flat]
+    encoded = backend.encode_batch(texts, add_special_tokens=False)
     cols: dict[str, list] = {"skill": [], "text": [], "source_path": [], "doc_id": [], "chunk": []}
+    for (kind, d), enc in zip(flat, encoded):
+        pieces = chunk(d["text"], enc.offsets, chunk_tokens) if chunk_tokens else [d["text"]]
+        for j, piece in enumerate(pieces):
+            cols["skill"].append(skill(kind))
+            cols["text"].append(piece)
+            cols["source_path"].append(d["source_path"])
+            cols["doc_id"].append(d["doc_id"])
+            cols["chunk"].append(j)
+    # Tokens as the training pipeline counts them: each row's text encoded on its own (a cut
+    # can move a BPE merge, so a chunk's count is re-measured rather than assumed).
+    if chunk_tokens:
+        encoded = backend.encode_batch(cols["text"], add_special_tokens=False)
+    lengths = [len(e.ids) for e in encoded]
     counts = {}
     for kind, ds in docs.items():
-        n_rows = 0
-        for d in ds:
-            pieces = [d["text"]]
-            if chunk_tokens:
-                enc = fast._tokenizer.encode(d["text"], add_special_tokens=False)
-                pieces = chunk(d["text"], enc.offsets, chunk_tokens)
-            for j, piece in enumerate(pieces):
-                cols["skill"].append(skill(kind))
-                cols["text"].append(piece)
-                cols["source_path"].append(d["source_path"])
-                cols["doc_id"].append(d["doc_id"])
-                cols["chunk"].append(j)
-            n_rows += len(pieces)
-        counts[skill(kind)] = {
+        s = skill(kind)
+        counts[s] = {
             "docs": len(ds),
-            "rows": n_rows,
+            "rows": sum(1 for x in cols["skill"] if x == s),
             "bytes": sum(len(d["text"].encode()) for d in ds),
+            "tokens": sum(n for x, n in zip(cols["skill"], lengths) if x == s),
         }
-    # Tokens as the training pipeline will count them: each row's text encoded on its own.
-    lengths = [
-        len(e.ids) for e in fast._tokenizer.encode_batch(cols["text"], add_special_tokens=False)
-    ]
-    per_skill: dict[str, int] = {}
-    for s, n in zip(cols["skill"], lengths):
-        per_skill[s] = per_skill.get(s, 0) + n
-    for s, c in counts.items():
-        c["tokens"] = per_skill.get(s, 0)
     table = pa.table(
         {
             "row_id": pa.array(np.arange(len(cols["text"])), pa.int64()),
@@ -470,83 +471,97 @@ def _split(kind: str, docs: list[dict], p: SourcesParams, eligible: int) -> tupl
     return train, val
 
 
-def generate(out: str, p: SourcesParams) -> dict:
-    _check(p)
-    clock = {"start": time.perf_counter()}
-    found, roots = candidates(p.kinds)
-    clock["walk"] = time.perf_counter()
-    seen: set[str] = set()
-    train: dict[str, list[dict]] = {}
-    val: dict[str, list[dict]] = {}
-    for kind in p.kinds:
-        docs = select(kind, found[kind], p, seen)
-        train[kind], val[kind] = _split(kind, docs, p, len(found[kind]))
-    clock["read"] = time.perf_counter()
+class _Clock:
+    """Wall and CPU seconds per phase of the build (the CPU figure is the honest one on a
+    shared machine; it counts every thread, e.g. the tokenizers trainer's)."""
+
+    def __init__(self) -> None:
+        self.last = (time.perf_counter(), time.process_time())
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.wall[phase] = now[0] - self.last[0]
+        self.cpu[phase] = now[1] - self.last[1]
+        self.last = now
+
+
+def _manifest(p: SourcesParams, found: dict, roots: dict, counts: dict, fast) -> dict:
     skills = [skill(k) for k in p.kinds]
     env_bytes = {skill(k): sum(size for _, _, size in found[k]) for k in p.kinds}
+    if p.natural == "environment":
+        weights = env_bytes
+        basis = "bytes of every eligible file in the environment, before caps and dedup"
+    else:
+        weights = {s: c["tokens"] for s, c in counts["train"].items()}
+        basis = "tokens of the train split"
+    total = sum(weights.values())
+    manifest = {
+        "generator": "sources",
+        "version": VERSION,
+        "params": asdict(p),
+        "fingerprint": fingerprint("sources", p, VERSION, environment_key()),
+        "skills": skills,
+        "kinds": {skill(k): KINDS[k] for k in p.kinds},
+        "natural_proportions": {s: weights[s] / total for s in skills},
+        "natural_basis": basis,
+        "environment_bytes": env_bytes,
+        "environment_files": {skill(k): len(found[k]) for k in p.kinds},
+        "train_rows": {s: c["rows"] for s, c in counts["train"].items()},
+        "val_rows": {s: c["rows"] for s, c in counts["val"].items()},
+        "counts": counts,
+        "tokenizer": "tokenizer",
+        "vocab_size": len(fast),
+        "pad_id": fast.pad_token_id,
+        "eos_id": fast.eos_token_id,
+        "environment": environment(),
+        "roots": roots,
+    }
+    if p.chunk_tokens:
+        manifest["max_length"] = p.chunk_tokens  # rows fit it; data.max_length still wins
+    return manifest
+
+
+def generate(out: str, p: SourcesParams) -> dict:
+    _check(p)
+    clock = _Clock()
+    found, roots = candidates(p.kinds)
+    clock.lap("walk")
+    seen: set[str] = set()
+    docs: dict[str, dict[str, list[dict]]] = {"train": {}, "val": {}}
+    for kind in p.kinds:
+        taken = select(kind, found[kind], p, seen)
+        docs["train"][kind], docs["val"][kind] = _split(kind, taken, p, len(found[kind]))
+    clock.lap("read")
     with atomic_folder(out) as tmp:
-        texts = [d["text"] for docs in train.values() for d in docs]
+        texts = [d["text"] for ds in docs["train"].values() for d in ds]
         fast = train_tokenizer(texts, p.vocab_size, os.path.join(tmp, "tokenizer"))
-        clock["tokenizer"] = time.perf_counter()
-        train_table, train_counts = _rows(train, fast, p.chunk_tokens)
-        val_table, val_counts = _rows(val, fast, p.chunk_tokens)
-        clock["tokenize"] = time.perf_counter()
-        # ~1k rows a shard: documents are up to max_bytes_per_doc each, so shards stay a few MiB.
-        write_shards(os.path.join(tmp, "train"), train_table, p.seed, 1024)
-        write_shards(os.path.join(tmp, "val"), val_table, p.seed + 1, 1024)
-        if p.natural == "environment":
-            weights = env_bytes
-            basis = "bytes of every eligible file in the environment, before caps and dedup"
-        else:
-            weights = {s: c["tokens"] for s, c in train_counts.items()}
-            basis = "tokens of the train split"
-        total = sum(weights.values())
-        env = environment()
-        manifest = {
-            "generator": "sources",
-            "version": VERSION,
-            "params": asdict(p),
-            "fingerprint": fingerprint("sources", p, VERSION, environment_key()),
-            "skills": skills,
-            "kinds": {skill(k): KINDS[k] for k in p.kinds},
-            "natural_proportions": {s: weights[s] / total for s in skills},
-            "natural_basis": basis,
-            "environment_bytes": env_bytes,
-            "environment_files": {skill(k): len(found[k]) for k in p.kinds},
-            "train_rows": {s: c["rows"] for s, c in train_counts.items()},
-            "val_rows": {s: c["rows"] for s, c in val_counts.items()},
-            "counts": {"train": train_counts, "val": val_counts},
-            "tokenizer": "tokenizer",
-            "vocab_size": len(fast),
-            "pad_id": fast.pad_token_id,
-            "eos_id": fast.eos_token_id,
-            "environment": env,
-            "roots": roots,
-        }
-        if p.chunk_tokens:
-            manifest["max_length"] = p.chunk_tokens
+        clock.lap("tokenizer_training")
+        tables, counts = {}, {}
+        for split in ("train", "val"):
+            tables[split], counts[split] = _rows(docs[split], fast, p.chunk_tokens)
+        clock.lap("tokenize")
+        # ~1k rows a shard: rows are up to max_bytes_per_doc each, so shards stay a few MiB.
+        for i, split in enumerate(("train", "val")):
+            write_shards(os.path.join(tmp, split), tables[split], p.seed + i, 1024)
+        manifest = _manifest(p, found, roots, counts, fast)
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
             json.dump(manifest, fh, indent=1)
-        clock["end"] = time.perf_counter()
-        n_tokens = int(
-            train_table["n_tokens"].to_numpy().sum() + val_table["n_tokens"].to_numpy().sum()
-        )
-        n_bytes = sum(c["bytes"] for c in (*train_counts.values(), *val_counts.values()))
-        seconds = {
-            "walk": clock["walk"] - clock["start"],
-            "read": clock["read"] - clock["walk"],
-            "tokenizer_training": clock["tokenizer"] - clock["read"],
-            "tokenize": clock["tokenize"] - clock["tokenizer"],
-            "total": clock["end"] - clock["start"],
-        }
-        # Timings vary run to run: kept out of the manifest so that it stays deterministic.
+        clock.lap("write")
+        n_tokens = sum(c["tokens"] for split in counts.values() for c in split.values())
+        n_bytes = sum(c["bytes"] for split in counts.values() for c in split.values())
+        # Chunking encodes twice (documents for the cuts, then rows for exact counts).
+        encoded = n_tokens * (2 if p.chunk_tokens else 1)
         build = {
-            "seconds": seconds,
+            "wall_s": clock.wall,
+            "cpu_s": clock.cpu,
             "tokens": n_tokens,
             "bytes": n_bytes,
-            "tokens_per_s": n_tokens / max(seconds["tokenize"], 1e-9),
             "bytes_per_token": n_bytes / max(n_tokens, 1),
+            "tokenize_tokens_per_cpu_s": encoded / max(clock.cpu["tokenize"], 1e-9),
         }
+        # Timings vary run to run: kept out of the manifest so that it stays deterministic.
         with open(os.path.join(tmp, "build.json"), "w") as fh:
             json.dump(build, fh, indent=1)
     return manifest
