@@ -144,6 +144,8 @@ def test_install_layout_excludes_the_project(tmp_path, monkeypatch):
         "skillit_ray-0.1.0.dist-info/METADATA": "Name: skillit-ray\n" * 10,
         "__editable___skillit_ray_0_1_0_finder.py": "MAPPING = {}\n" * 10,
         "pkg/mod.py": "def f():\n    return 1\n" * 10,
+        "pkg/license.py": "def show():\n    return 'MIT'\n" * 10,
+        "pkg/LICENSE.MIT": "Permission is hereby granted\n" * 10,
         "pkg/include/pkg.h": "#define PKG 1\n" * 10,
         "pkg/py.typed.pyi": "def f() -> int: ...\n" * 10,
         "pkg/tests/data.txt": "1 2 3\n" * 30,
@@ -162,9 +164,12 @@ def test_install_layout_excludes_the_project(tmp_path, monkeypatch):
     got = {kind: [s for s, _, _ in files] for kind, files in found.items()}
     assert got == {
         "stdlib": [],
-        "packages": ["site-packages/pkg/mod.py"],
+        "packages": ["site-packages/pkg/license.py", "site-packages/pkg/mod.py"],
         "headers": ["site-packages/pkg/include/pkg.h"],
-        "licenses": ["site-packages/pkg-1.0.dist-info/licenses/LICENSE"],
+        "licenses": [
+            "site-packages/pkg/LICENSE.MIT",
+            "site-packages/pkg-1.0.dist-info/licenses/LICENSE",
+        ],
         "stubs": ["site-packages/pkg/py.typed.pyi"],
         "docs": ["site-packages/pkg/README.md", "site-packages/pkg-1.0.dist-info/METADATA"],
     }

@@ -55,7 +55,9 @@ KINDS = {
 }
 HEADER_EXTS = {".h", ".hh", ".hpp", ".hxx", ".cuh"}
 LICENSE_PREFIXES = ("LICENSE", "LICENCE", "COPYING", "NOTICE")
-TEXT_EXTS = {"", ".txt", ".md", ".rst"}
+# A licence-like name with one of these is code, not a licence text (e.g. a license.py module);
+# any other (LICENSE, LICENSE.txt, LICENSE.MIT, LICENSE.APACHE2) is a licence.
+CODE_EXTS = {".py", ".pyi", ".pyc", ".pyx", ".pxd", ".so", ".js", ".json", ".html"} | HEADER_EXTS
 # Plain-text files under these folders are test fixtures and data tables, not documentation.
 DATA_DIRS = {"test", "tests", "testing", "testdata", "test_data", "data", "sample_data"}
 # Never descended into: bytecode, compiled extensions, VCS metadata.
@@ -198,7 +200,7 @@ def classify(root: str, parts: tuple[str, ...]) -> str | None:
         if "licenses" in folders or licence_name:
             return "licenses"
         return "docs" if name in ("METADATA", "PKG-INFO") else None
-    if licence_name and ext in TEXT_EXTS:
+    if licence_name and ext not in CODE_EXTS:
         return "licenses"
     if ext == ".pyi":
         return "stubs"
