@@ -152,6 +152,7 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
                     "step_half": rows[half].step,
                     "step_full": rows[-1].step,
                     "acc_per_skill": rows[-1].eval_acc,
+                    "loss_per_skill": rows[-1].eval_loss,
                 }
             )
         stats = {}
@@ -162,15 +163,27 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
         stats["acc_per_skill"] = {
             sk: float(np.mean([p["acc_per_skill"][sk] for p in per_seed])) for sk in skills
         }
+        # Text corpora have no accuracy: per-skill validation perplexity, exp(token-mean loss),
+        # averaged over seeds (the paper's RedPajama run compares sources by perplexity).
+        stats["ppl_per_skill"] = {
+            sk: float(np.mean([np.exp(p["loss_per_skill"][sk]) for p in per_seed]))
+            for sk in per_seed[0]["loss_per_skill"]
+        }
         stats["steps"] = [per_seed[0]["step_half"], per_seed[0]["step_full"]]
         stats["seeds"] = seeds
         out[a.label] = stats
     return out
 
 
+def _pm(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
 def table(results: dict) -> str:
-    f = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}"  # noqa: E731
+    f = _pm
     first = next(iter(results.values()))
+    if not first["acc_per_skill"]:
+        return _ppl_table(results)
     half, full = first["steps"]
     lines = [
         f"| policy | acc @ {half} steps | acc @ {full} steps | loss @ {half} | loss @ {full} | "
@@ -183,6 +196,25 @@ def table(results: dict) -> str:
             f"| {label} | {f(r['acc_half'])} | {f(r['acc_full'])} | {f(r['loss_half'])} | "
             f"{f(r['loss_full'])} | {per} |"
         )
+    return "\n".join(lines)
+
+
+def _ppl_table(results: dict) -> str:
+    """Loss and per-skill validation perplexity, for data without accuracy (text)."""
+    f = _pm
+    first = next(iter(results.values()))
+    half, full = first["steps"]
+    skills = list(first["ppl_per_skill"])
+    names = [s.split("/", 1)[-1] for s in skills]
+    lines = [
+        f"| policy | loss @ {half} | loss @ {full} | "
+        + " | ".join(f"ppl {n}" for n in names)
+        + " |",
+        "|---|---|---|" + "---|" * len(skills),
+    ]
+    for label, r in results.items():
+        ppl = " | ".join(f"{r['ppl_per_skill'][s]:.2f}" for s in skills)
+        lines.append(f"| {label} | {f(r['loss_half'])} | {f(r['loss_full'])} | {ppl} |")
     return "\n".join(lines)
 
 
@@ -201,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     exp = EXPERIMENTS[args.experiment]
     out = os.path.abspath(args.out or os.path.join(ROOT, "experiments", "results", args.experiment))
-    sets = [*exp.sets, *(QUICK if args.quick else ()), *args.set]
+    sets = [*exp.sets, *((*QUICK, *exp.quick_data) if args.quick else ()), *args.set]
     base = config_mod.load(os.path.join(ROOT, "experiments", exp.recipe), sets)
     arms = list(exp.arms)
     if args.arms:

@@ -22,6 +22,13 @@ class Arm:
         }
 
 
+# Quick mode's data for the synthetic generators (rows per skill); see QUICK below.
+QUICK_ROWS = (
+    "data.generator_params.rows_per_skill=60",
+    "data.generator_params.val_rows_per_skill=20",
+)
+
+
 @dataclass(frozen=True)
 class Experiment:
     recipe: str
@@ -29,6 +36,7 @@ class Experiment:
     doc: str
     learn_graph: bool = True
     sets: tuple[str, ...] = ()
+    quick_data: tuple[str, ...] = QUICK_ROWS  # what --quick sets in data (with QUICK)
 
 
 def _skillit(eta: float, **extra) -> tuple[Arm, Arm]:
@@ -112,6 +120,25 @@ EXPERIMENTS = {
             "data.eval_skills=[instruct/es/sort]",
         ),
     ),
+    "sources_pt": Experiment(
+        "sources_pt.yaml",
+        (
+            Arm("random", "random"),  # natural: each source's share of the environment's bytes
+            Arm("stratified", "stratified"),
+            _skillit(0.5)[1],
+        ),
+        "Continual pre-training on text nobody here wrote: 6 sources of the Python environment "
+        "(stdlib, packages, headers, licences, stubs, docs), per-source validation perplexity "
+        "(the paper's RedPajama run, section 4.4, at CPU scale).",
+        quick_data=(
+            "data.max_length=32",
+            "data.generator_params.chunk_tokens=32",
+            "data.generator_params.max_docs_per_skill=16",
+            "data.generator_params.val_docs_per_skill=3",
+            "data.generator_params.max_bytes_per_doc=2048",
+            "data.generator_params.vocab_size=512",
+        ),
+    ),
     "instruct_ood": Experiment(
         "instruct.yaml",
         _ood(0.2),
@@ -125,7 +152,8 @@ EXPERIMENTS = {
     ),
 }
 
-# Quick mode (tests, smoke runs): a 2-layer width-64 model, 2 rounds of 4 steps, tiny data.
+# Quick mode (tests, smoke runs): a 2-layer width-64 model, 2 rounds of 4 steps, tiny data
+# (the experiment's quick_data).
 QUICK = (
     "model.preset=gpt2-tiny",
     "train.rounds=2",
@@ -134,7 +162,5 @@ QUICK = (
     "train.warmup_steps=2",
     "train.eval_every=2",
     "train.eval_batch_size=64",
-    "data.generator_params.rows_per_skill=60",
-    "data.generator_params.val_rows_per_skill=20",
     "graph.steps=2",
 )

@@ -47,6 +47,9 @@ def _cmd_data(args: argparse.Namespace) -> None:
         f"wrote {args.generator} data to {args.out}: {len(manifest['skills'])} skills, "
         f"{rows} train rows, {sum(manifest['val_rows'].values())} validation rows"
     )
+    for split, per_skill in manifest.get("counts", {}).items():  # text corpora: docs and tokens
+        for skill, c in per_skill.items():
+            print(f"  {split:<5} {skill:<20} {c['docs']:>6} docs {c['tokens']:>10} tokens")
 
 
 def _cmd_policies(args: argparse.Namespace) -> None:
@@ -262,7 +265,7 @@ def _add_graph_parsers(sub) -> None:
 def _add_generator_parsers(sub) -> None:
     from skillit_ray.data import generators
 
-    data = sub.add_parser("data", help="write a synthetic skill-tagged dataset")
+    data = sub.add_parser("data", help="write a skill-tagged dataset (synthetic, or sources)")
     gens = data.add_subparsers(dest="generator", required=True)
     for name, (cls, _, _) in generators.GENERATORS.items():
         p = gens.add_parser(name, help=(generators.GENERATORS[name][1].__module__))

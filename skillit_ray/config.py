@@ -27,8 +27,8 @@ def _f(default: Any, doc: str) -> Any:
 class DataConfig:
     generator: str | None = _f(
         None,
-        "Built-in generator ('lego', 'addition', 'instruct') that makes the data on first use; "
-        "it is cached by its settings under cache_dir. None: use train/eval paths.",
+        "Built-in generator ('lego', 'addition', 'instruct', 'sources') that makes the data on "
+        "first use; it is cached by its settings under cache_dir. None: use train/eval paths.",
     )
     generator_params: dict = _f({}, "Settings passed to the generator (see `skillit-ray data`).")
     cache_dir: str | None = _f(
@@ -40,7 +40,9 @@ class DataConfig:
     eval: str | None = _f(None, "Directory, file or URI of the held-out (validation) shards.")
     format: str = _f("auto", "'parquet', 'jsonl' or 'auto' (by file extension).")
     tokenizer: str | None = _f(
-        None, "Local directory of a Hugging Face tokenizer; needed when rows carry `text`."
+        None,
+        "Local directory of a Hugging Face tokenizer; needed when rows carry `text`. None: the "
+        "one the data's manifest names, if any (the sources corpus trains its own).",
     )
     max_length: int | None = _f(
         None, "Rows are truncated/padded to this many tokens; None: the manifest's value or 128."
@@ -342,8 +344,8 @@ def validate(cfg: Config) -> None:
     d = cfg.data
     _check(
         d.generator is not None or d.train is not None,
-        "data: set either data.generator (lego, addition, instruct) or data.train and data.eval "
-        "paths",
+        "data: set either data.generator (lego, addition, instruct, sources) or data.train and "
+        "data.eval paths",
     )
     if d.generator is None:
         _check(d.eval is not None, "data.eval: the held-out split is required with data.train")

@@ -42,7 +42,7 @@ def initial_eval_loss(cfg: Config, data: PreparedData) -> dict[str, float]:
     try:
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model, data.vocab_size, data.max_len)
-        store = data.local_store("eval", cfg.data.tokenizer)
+        store = data.local_store("eval")
         loss, _ = evaluate(
             model, store, cfg.train.eval_batch_size, torch.device("cpu"), data.with_accuracy
         )
@@ -82,7 +82,7 @@ def prepare_inputs(
     cfg: Config, data: PreparedData, needs: frozenset[str], out: str, resume: bool, echo: bool
 ) -> RunInputs:
     """Compute what ``needs`` names (and nothing else); Ray is running (``cluster``)."""
-    datasets = data.datasets(cfg.data.tokenizer, cfg.data.budget)
+    datasets = data.datasets(cfg.data.budget)
     initial_loss = difficulty = graph = None
     if "initial_loss" in needs:
         initial_loss = initial_eval_loss(cfg, data)

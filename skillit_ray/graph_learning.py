@@ -144,7 +144,7 @@ def learn(
     from skillit_ray.data.store import SkillStore
 
     data = data or prepare(cfg)
-    datasets = datasets or data.datasets(cfg.data.tokenizer, cfg.data.budget)
+    datasets = datasets or data.datasets(cfg.data.budget)
     batches = lambda ds: ds.iter_batches(batch_size=4096, batch_format="numpy")  # noqa: E731
     train_store = SkillStore.from_batches(batches(datasets["train"]), data.train_skills, "train")
     eval_store = SkillStore.from_batches(batches(datasets["eval"]), data.eval_skills, "eval")

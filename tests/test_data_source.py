@@ -55,7 +55,7 @@ def test_text_jsonl_through_ray_data(ray_session, tmp_path, word_tokenizer):
     data = prepare(cfg)
     assert data.train.format == "jsonl" and data.train.rows_per_skill == {"en": 2, "es": 1}
     assert data.natural == {"en": 2 / 3, "es": 1 / 3} and not data.with_accuracy
-    got = data.datasets(word_tokenizer, MemoryBudget())["train"].take_all()
+    got = data.datasets(MemoryBudget())["train"].take_all()
     by_text = {tuple(r["input_ids"][r["loss_mask"] > 0]): r["skill"] for r in got}
     assert by_text == {(2, 5, 6): "es", (3, 4): "en", (7, 4, 3): "en"}
 
@@ -72,7 +72,7 @@ def test_parquet_input_ids_vocab_and_length_from_data(ray_session, tmp_path):
     )
     data = prepare(cfg)
     assert (data.vocab_size, data.max_len, data.with_accuracy) == (10, 3, True)
-    rows = sorted(data.datasets(None, MemoryBudget())["eval"].take_all(), key=lambda r: r["skill"])
+    rows = sorted(data.datasets(MemoryBudget())["eval"].take_all(), key=lambda r: r["skill"])
     assert rows[1]["input_ids"].tolist() == [4, 5, 0] and rows[1]["loss_mask"].tolist() == [0, 1, 0]
 
 

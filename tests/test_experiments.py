@@ -68,7 +68,9 @@ def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_d
     assert list(out.glob("graph-*.json")) == [graph]
 
 
-@pytest.mark.parametrize("name", ["addition_pt", "lego_ft", "addition_ft", "instruct_ft"])
+@pytest.mark.parametrize(
+    "name", ["addition_pt", "lego_ft", "addition_ft", "instruct_ft", "sources_pt"]
+)
 def test_quick_mode_of_each_other_experiment(name, ray_session, cache_dir, tmp_path):
     # one SKILL-IT arm each: its graph is learned for the experiment's own train/eval skills
     out = tmp_path / name

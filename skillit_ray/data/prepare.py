@@ -29,8 +29,10 @@ class PreparedData:
     natural: dict[str, float]
     with_accuracy: bool
     manifest: dict | None
+    # data.tokenizer, else the one the data's manifest names (the sources corpus ships its own).
+    tokenizer: str | None = None
 
-    def local_store(self, split: str, tokenizer: str | None = None):
+    def local_store(self, split: str):
         """A split read straight into a SkillStore in this process (no Ray): for baselines and
         for checking a run's numbers against a plain evaluation."""
         import pyarrow.json as pajson
@@ -50,14 +52,14 @@ class PreparedData:
 
         batches = (
             prepare_batch(
-                read(f), list(skills), self.max_len, self.vocab_size, self.pad_id, tokenizer
+                read(f), list(skills), self.max_len, self.vocab_size, self.pad_id, self.tokenizer
             )
             for f in info.files
         )
         return SkillStore.from_batches(batches, tuple(skills), split)
 
-    def datasets(self, tokenizer: str | None, budget: MemoryBudget) -> dict:
-        args = (self.max_len, self.vocab_size, self.pad_id, tokenizer, budget.block_bytes)
+    def datasets(self, budget: MemoryBudget) -> dict:
+        args = (self.max_len, self.vocab_size, self.pad_id, self.tokenizer, budget.block_bytes)
         return {
             "train": build_dataset(self.train, list(self.train_skills), *args),
             "eval": build_dataset(self.eval, list(self.eval_skills), *args),
@@ -92,12 +94,14 @@ def _pick(wanted: list | None, have: dict[str, int], field: str, split: str) -> 
     return tuple(wanted)
 
 
-def _vocab(cfg: Config, manifest: dict | None, train: SplitInfo, ev: SplitInfo) -> tuple[int, int]:
+def _vocab(
+    manifest: dict | None, tokenizer: str | None, train: SplitInfo, ev: SplitInfo
+) -> tuple[int, int]:
     """(vocab_size, pad_id) from the manifest, the tokenizer, or the token ids themselves."""
     if manifest and "vocab" in manifest:
         return len(manifest["vocab"]), int(manifest.get("pad_id", 0))
-    if cfg.data.tokenizer:
-        tok = load_tokenizer(cfg.data.tokenizer)
+    if tokenizer:
+        tok = load_tokenizer(tokenizer)
         pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         return max(len(tok), train.max_id + 1, ev.max_id + 1), int(pad)
     if train.token_column == "text":
@@ -112,7 +116,8 @@ def prepare(cfg: Config) -> PreparedData:
     ev = inspect(eval_path, cfg.data.format, "eval", scan)
     train_skills = _pick(cfg.data.train_skills, train.rows_per_skill, "data.train_skills", "train")
     eval_skills = _pick(cfg.data.eval_skills, ev.rows_per_skill, "data.eval_skills", "eval")
-    vocab_size, pad_id = _vocab(cfg, manifest, train, ev)
+    tokenizer = cfg.data.tokenizer or (manifest or {}).get("tokenizer")
+    vocab_size, pad_id = _vocab(manifest, tokenizer, train, ev)
     max_len = (
         cfg.data.max_length
         or (manifest or {}).get("max_length")
@@ -141,4 +146,5 @@ def prepare(cfg: Config) -> PreparedData:
         natural=natural,
         with_accuracy=with_accuracy,
         manifest=manifest,
+        tokenizer=tokenizer,
     )

@@ -1,4 +1,5 @@
-"""Registry of built-in synthetic generators and the cache that recipes use."""
+"""Registry of built-in generators (synthetic, and the environment's own text) and the cache
+that recipes use."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dataclasses
 import json
 import os
 
-from skillit_ray.data.generators import addition, instruct, lego
+from skillit_ray.data.generators import addition, instruct, lego, sources
 from skillit_ray.data.generators.common import fingerprint
 from skillit_ray.errors import ConfigError, DataError
 
@@ -14,7 +15,11 @@ GENERATORS = {
     "lego": (lego.LegoParams, lego.generate, lego.VERSION),
     "addition": (addition.AdditionParams, addition.generate, addition.VERSION),
     "instruct": (instruct.InstructParams, instruct.generate, instruct.VERSION),
+    "sources": (sources.SourcesParams, sources.generate, sources.VERSION),
 }
+# What a generator's output depends on beyond its settings, folded into its cache key: the
+# sources corpus changes when the environment does (a package installed or upgraded).
+CACHE_KEYS = {"sources": sources.environment_key}
 
 
 def make_params(name: str, params: dict | None):
@@ -50,7 +55,8 @@ def cached(name: str, params: dict | None, cache_dir: str | None) -> str:
     The folder name carries a fingerprint of the settings, so changing them regenerates.
     """
     p = make_params(name, params)
-    fp = fingerprint(name, p, GENERATORS[name][2])
+    extra = CACHE_KEYS[name]() if name in CACHE_KEYS else None
+    fp = fingerprint(name, p, GENERATORS[name][2], extra)
     folder = os.path.join(cache_dir or default_cache_dir(), "data", f"{name}-{fp}")
     manifest = os.path.join(folder, "manifest.json")
     if os.path.exists(manifest):
@@ -60,11 +66,15 @@ def cached(name: str, params: dict | None, cache_dir: str | None) -> str:
 
 
 def read_manifest(folder: str) -> dict | None:
+    """The folder's manifest, its ``tokenizer`` (a folder relative to it) made absolute."""
     path = os.path.join(folder, "manifest.json")
     if not os.path.exists(path):
         return None
     try:
         with open(path) as fh:
-            return json.load(fh)
+            manifest = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: unreadable manifest: {exc}") from None
+    if manifest.get("tokenizer"):
+        manifest["tokenizer"] = os.path.join(os.path.abspath(folder), manifest["tokenizer"])
+    return manifest

@@ -7,6 +7,7 @@ is the same thing: each answer token must be the argmax given the true prefix).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,8 +37,13 @@ class Vocab:
         return [self.index[t] for t in tokens]
 
 
-def fingerprint(name: str, params: object, version: int) -> str:
-    blob = json.dumps({"generator": name, "params": asdict(params), "v": version}, sort_keys=True)
+def fingerprint(name: str, params: object, version: int, extra: dict | None = None) -> str:
+    """Hash of a generator's settings; ``extra`` adds what else its output depends on (the
+    sources corpus: the environment). Without it the hash is what it always was."""
+    key = {"generator": name, "params": asdict(params), "v": version}
+    if extra is not None:
+        key["extra"] = extra
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -100,19 +106,41 @@ def _table(skill: str, rows, vocab: Vocab, start_id: int) -> pa.Table:
     )
 
 
+def write_shards(folder: str, table: pa.Table, seed: int, shard_rows: int = SHARD_ROWS) -> None:
+    """Write a split's rows as Parquet shards in a seeded shuffled order (so every shard, and
+    every worker's share of them, holds every skill)."""
+    os.makedirs(folder, exist_ok=True)
+    order = np.random.default_rng(seed).permutation(table.num_rows)
+    table = table.take(pa.array(order))
+    for i, lo in enumerate(range(0, table.num_rows, shard_rows)):
+        pq.write_table(table.slice(lo, shard_rows), os.path.join(folder, f"part-{i:05d}.parquet"))
+
+
 def write_split(folder: str, per_skill: dict[str, list], vocab: Vocab, seed: int) -> dict:
     """Write one split as shuffled Parquet shards; returns rows per skill."""
-    os.makedirs(folder, exist_ok=True)
     tables, start = [], 0
     for skill, rows in per_skill.items():
         tables.append(_table(skill, rows, vocab, start))
         start += len(rows)
-    table = pa.concat_tables(tables)
-    order = np.random.default_rng(seed).permutation(table.num_rows)
-    table = table.take(pa.array(order))
-    for i, lo in enumerate(range(0, table.num_rows, SHARD_ROWS)):
-        pq.write_table(table.slice(lo, SHARD_ROWS), os.path.join(folder, f"part-{i:05d}.parquet"))
+    write_shards(folder, pa.concat_tables(tables), seed)
     return {s: len(r) for s, r in per_skill.items()}
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str) -> Iterator[str]:
+    """A temporary folder beside ``out`` that replaces it when the block completes, so a crash
+    never leaves a half-written dataset that looks finished."""
+    parent = os.path.dirname(os.path.abspath(out)) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_dataset(
@@ -126,12 +154,8 @@ def write_dataset(
     rows: Callable[[], Iterator[tuple[str, str, list]]],
     extra: dict,
 ) -> dict:
-    """Generate into a temporary folder beside ``out`` and move it into place when complete,
-    so a crash never leaves a half-written dataset that looks finished."""
-    parent = os.path.dirname(os.path.abspath(out)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+    """Generate the rows and write both splits and the manifest (see ``atomic_folder``)."""
+    with atomic_folder(out) as tmp:
         splits: dict[str, dict[str, list]] = {"train": {}, "val": {}}
         for split, skill, skill_rows in rows():
             splits[split][skill] = skill_rows
@@ -156,10 +180,4 @@ def write_dataset(
         }
         with open(os.path.join(tmp, "manifest.json"), "w") as fh:
             json.dump(manifest, fh, indent=1)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-        return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return manifest
