@@ -53,3 +53,56 @@ def test_plugin_listed_and_trains(installed_plugin, ray_session, cache_dir, tmp_
     cubed = {s: v**3 for s, v in loss.items()}
     want = {s: v / sum(cubed.values()) for s, v in cubed.items()}
     assert rows[1]["mixture"] == pytest.approx(want)  # the plugin chose round 1's mixture
+
+
+def test_plugin_author_checks_the_contract_without_our_checkout(tmp_path):
+    """A fresh virtualenv with skillit-ray and the plugin installed as wheels (no editable
+    install, no checkout on the path) runs the plugin's own three-line contract test."""
+    import shutil
+    import site
+    import venv
+
+    wheels = tmp_path / "wheels"
+    for src in (Path(__file__).resolve().parents[1], EXAMPLE):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+            + ["-w", str(wheels), str(src)],
+            check=True,
+            cwd=tmp_path,
+        )
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    py = env_dir / "bin" / "python"
+    purelib = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # Third-party dependencies (torch, numpy, ...) come from this environment's site-packages,
+    # added as a plain path: its .pth files (our editable install among them) are not read.
+    Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    for wheel in sorted(wheels.glob("*.whl")):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps"]
+            + [str(wheel)],
+            check=True,
+        )
+    author = tmp_path / "author"
+    shutil.copytree(EXAMPLE / "tests", author / "tests")
+    where = subprocess.run(
+        [py, "-c", "import skillit_ray, skillit_hardest_first; print(skillit_ray.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=author,
+    ).stdout
+    assert where.startswith(purelib)  # the installed wheel, not our sources
+    got = subprocess.run(
+        [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True,
+        text=True,
+        cwd=author,
+    )
+    assert got.returncode == 0, got.stdout[-3000:] + got.stderr[-2000:]
+    assert "1 passed" in got.stdout
