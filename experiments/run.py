@@ -135,13 +135,72 @@ def run_all(base: dict, arms: list[Arm], seeds: int, graph, out: str, parallel: 
     return dirs
 
 
+REFERENCE = "stratified"  # the arm data-efficiency and separations are measured against
+
+
+def curve(rows: list) -> list[tuple[int, float]]:
+    """(step, mean eval accuracy over skills) at every eval checkpoint of a run."""
+    out = []
+    for r in rows:
+        for cp in r.eval_checkpoints:
+            if cp["acc"]:
+                out.append((cp["step"], float(np.mean(list(cp["acc"].values())))))
+    return out
+
+
+def steps_to_reach(points: list[tuple[int, float]], target: float) -> int | None:
+    """The first eval step at which the mean accuracy reaches ``target`` (None: never)."""
+    return next((step for step, acc in points if acc >= target - 1e-12), None)
+
+
+def separation(a: dict, b: dict) -> dict:
+    """Difference of two arms' means in pooled standard deviations, and whether their
+    mean ± std intervals overlap (the project's 'inside the spread')."""
+    diff = a["mean"] - b["mean"]
+    pooled = float(np.sqrt((a["std"] ** 2 + b["std"] ** 2) / 2))
+    overlap = abs(diff) <= a["std"] + b["std"]
+    return {
+        "diff": diff,
+        "pooled_sd": pooled,
+        "in_sd": diff / pooled if pooled else None,
+        "overlap": bool(overlap),
+    }
+
+
+def compare(results: dict, curves: dict) -> None:
+    """Adds, per arm, the steps to reach the reference arm's final accuracy (the paper's
+    data-efficiency framing) and its separation from the reference at half and full budget."""
+    ref = results.get(REFERENCE)
+    if ref is None or not ref["acc_per_skill"]:
+        return
+    target = ref["acc_full"]["mean"]
+    for label, r in results.items():
+        reached = [steps_to_reach(c, target) for c in curves[label]]
+        hit = [x for x in reached if x is not None]
+        r["steps_to_reference"] = {
+            "target_acc": target,
+            "reached": len(hit),
+            "of": len(reached),
+            "mean": float(np.mean(hit)) if hit else None,
+            "std": float(np.std(hit, ddof=1)) if len(hit) > 1 else 0.0 if hit else None,
+            "per_seed": reached,
+        }
+        if label != REFERENCE:
+            r["vs_reference"] = {
+                k: separation(r[k], ref[k]) for k in ("acc_half", "acc_full", "loss_half")
+            }
+
+
 def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
-    """Per arm: mean and std over seeds of mean eval acc/loss at half and full budget."""
-    out = {}
+    """Per arm: mean and std over seeds of mean eval acc/loss at half and full budget, steps to
+    reach the reference arm's final accuracy, and the separation from it."""
+    out, curves = {}, {}
     for a in arms:
         per_seed = []
+        curves[a.label] = []
         for s in range(seeds):
             rows = read_metrics(os.path.join(dirs[(a.label, s)], "metrics.jsonl"))
+            curves[a.label].append(curve(rows))
             half = len(rows) // 2 - 1 if len(rows) > 1 else 0
             per_seed.append(
                 {
@@ -172,6 +231,7 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
         stats["steps"] = [per_seed[0]["step_half"], per_seed[0]["step_full"]]
         stats["seeds"] = seeds
         out[a.label] = stats
+    compare(out, curves)
     return out
 
 
@@ -187,16 +247,34 @@ def table(results: dict) -> str:
     half, full = first["steps"]
     lines = [
         f"| policy | acc @ {half} steps | acc @ {full} steps | loss @ {half} | loss @ {full} | "
-        "final acc per skill |",
-        "|---|---|---|---|---|---|",
+        f"steps to {REFERENCE}'s final acc | vs {REFERENCE} @ {half} | final acc per skill |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in results.items():
         per = " ".join(f"{s.split('/', 1)[-1]}={v:.2f}" for s, v in r["acc_per_skill"].items())
         lines.append(
             f"| {label} | {f(r['acc_half'])} | {f(r['acc_full'])} | {f(r['loss_half'])} | "
-            f"{f(r['loss_full'])} | {per} |"
+            f"{f(r['loss_full'])} | {_steps(r)} | {_sep(r)} | {per} |"
         )
     return "\n".join(lines)
+
+
+def _steps(r: dict) -> str:
+    st = r.get("steps_to_reference")
+    if st is None:
+        return "-"
+    if not st["reached"]:
+        return f"not reached (0/{st['of']})"
+    return f"{st['mean']:.0f} ± {st['std']:.0f} ({st['reached']}/{st['of']})"
+
+
+def _sep(r: dict) -> str:
+    """Accuracy difference at half budget, in pooled sd, and whether the spreads overlap."""
+    v = (r.get("vs_reference") or {}).get("acc_half")
+    if v is None:
+        return "-"
+    sd = "n/a" if v["in_sd"] is None else f"{v['in_sd']:+.1f} sd"
+    return f"{v['diff']:+.3f} ({sd}{', overlap' if v['overlap'] else ''})"
 
 
 def _ppl_table(results: dict) -> str:

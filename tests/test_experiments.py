@@ -8,6 +8,7 @@ import yaml
 
 from experiments import run
 from experiments.suite import EXPERIMENTS
+from skillit_ray.records import read_metrics
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -84,3 +85,38 @@ def test_quick_mode_of_each_other_experiment(name, ray_session, cache_dir, tmp_p
     for sk in results["skillit"]["acc_per_skill"]:
         assert sk in g["eval_skills"]
     assert (out / "report" / "index.html").exists()
+
+
+def test_steps_to_reference_and_separation_from_golden_runs(tmp_path):
+    """The data-efficiency and separation columns, computed from real (golden) runs."""
+    from experiments.suite import Arm
+    from tests.golden import golden_run_dir
+
+    dirs = {
+        ("stratified", 0): golden_run_dir("skillit_5_rounds", tmp_path / "s0", "stratified"),
+        ("stratified", 1): golden_run_dir("two_workers", tmp_path / "s1", "stratified"),
+        ("skillit", 0): golden_run_dir("tiny_lego_cli", tmp_path / "k0", "skillit"),
+        ("skillit", 1): golden_run_dir("skillit_5_rounds", tmp_path / "k1", "skillit"),
+    }
+    arms = [Arm("stratified", "stratified"), Arm("skillit", "skillit")]
+    results = run.aggregate(arms, 2, dirs)
+    ref = results["stratified"]
+    target = ref["acc_full"]["mean"]
+    assert results["skillit"]["steps_to_reference"]["target_acc"] == target
+    for label in ("stratified", "skillit"):
+        per_seed = results[label]["steps_to_reference"]["per_seed"]
+        for s, got in enumerate(per_seed):
+            rows = read_metrics(f"{dirs[(label, s)]}/metrics.jsonl")
+            points = run.curve(rows)
+            assert len(points) == sum(len(r.eval_checkpoints) for r in rows)
+            if got is None:
+                assert all(acc < target for _, acc in points)
+            else:  # the first checkpoint at or above the target, none before it
+                assert dict(points)[got] >= target
+                assert all(acc < target for step, acc in points if step < got)
+    sep = results["skillit"]["vs_reference"]["acc_full"]
+    a, b = results["skillit"]["acc_full"], ref["acc_full"]
+    assert sep["diff"] == pytest.approx(a["mean"] - b["mean"])
+    assert sep["overlap"] == (abs(a["mean"] - b["mean"]) <= a["std"] + b["std"])
+    md = run.table(results)
+    assert "steps to stratified's final acc" in md and "| skillit |" in md
