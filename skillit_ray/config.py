@@ -16,6 +16,8 @@ import yaml
 from skillit_ray.data.budget import MemoryBudget
 from skillit_ray.errors import ConfigError
 
+LR_SCHEDULES = ("linear", "constant", "cosine")
+
 
 def _f(default: Any, doc: str) -> Any:
     if isinstance(default, (dict, list)):
@@ -79,7 +81,13 @@ class TrainConfig:
     steps_per_round: int = _f(100, "Optimizer steps per round.")
     batch_size: int = _f(32, "Global batch size (rows per step over all workers).")
     lr: float = _f(1e-3, "Peak learning rate of AdamW.")
-    warmup_steps: int = _f(50, "Linear warmup steps; then linear decay to 0 over the whole run.")
+    warmup_steps: int = _f(50, "Linear warmup steps; then the lr_schedule over the whole run.")
+    lr_schedule: str = _f(
+        "linear",
+        "After warm-up: 'linear' decay to 0 at the run's last step, 'constant' at train.lr "
+        "(what the calibrated synthetic tasks need: their plateaus break late), or 'cosine' "
+        "decay to 0.",
+    )
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and norms).")
     grad_clip: float = _f(1.0, "Max global gradient norm; 0 disables clipping.")
     eval_every: int | None = _f(
@@ -329,6 +337,10 @@ def validate(cfg: Config) -> None:
     )
     _check(float(t.lr) > 0, f"train.lr must be > 0, got {t.lr}")
     _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
+    _check(
+        t.lr_schedule in LR_SCHEDULES,
+        f"train.lr_schedule: unknown '{t.lr_schedule}'; expected one of {list(LR_SCHEDULES)}",
+    )
     for name in ("checkpoint_every", "keep_checkpoints"):
         v = getattr(t, name)
         _check(isinstance(v, int) and v >= 1, f"train.{name} must be an integer >= 1, got {v!r}")

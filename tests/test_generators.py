@@ -27,6 +27,20 @@ def _rows(folder, split):
         ),
         ("addition", {"digits": 3, "rows_per_skill": 60, "val_rows_per_skill": 20}),
         (
+            "lego",
+            {
+                "variables": 5,
+                "format": "scratchpad",
+                "rows_per_skill": 40,
+                "proportions": [1, 1, 1, 3, 5],
+                "val_rows_per_skill": 20,
+            },
+        ),
+        (
+            "addition",
+            {"digits": 3, "format": "reversed", "rows_per_skill": 30, "val_rows_per_skill": 20},
+        ),
+        (
             "instruct",
             {
                 "languages": ["en", "es", "fr"],
@@ -70,6 +84,91 @@ def test_lego_depth_semantics():
         if r["skill"] == "lego/depth1":
             var = r["text"].split("? ")[1].split()[0]
             assert f"{var} = val {r['answer']}" in r["text"]
+
+
+def test_lego_scratchpad_semantics():
+    rows = _rows_of(
+        "lego",
+        {"format": "scratchpad", "rows_per_skill": 30, "val_rows_per_skill": 5, "seed": 3},
+    )
+    assert {r["skill"] for r in rows} == {f"lego/depth{d}" for d in range(1, 6)}
+    for r in rows:
+        depth = int(r["skill"][len("lego/depth") :])
+        clauses, query = r["text"].split(" . ? ")
+        clauses = [c.split() for c in clauses.split(" , ")]
+        # chain order: the root first, each next clause reads the variable defined before it
+        assert clauses[0][2] == "val" and clauses[0][3] in ("0", "1")
+        names = [c[0] for c in clauses]
+        assert all(c[3] == names[i] for i, c in enumerate(clauses[1:]))
+        values = [int(clauses[0][3])]
+        for c in clauses[1:]:
+            values.append(1 - values[-1] if c[2] == "not" else values[-1])
+        # the query names the depth-D variable; the scratchpad is the values of depths 1..D
+        name, colon, *pad = query.split()
+        assert (name, colon) == (names[depth - 1], ":")
+        assert pad == [str(v) for v in values[:depth]]
+        # loss (the answer) is the last value only; the earlier ones are teacher-forced input
+        assert sum(r["loss_mask"]) == 1 and r["loss_mask"][-1] == 1
+        assert r["answer"] == str(values[depth - 1])
+
+
+def test_lego_paper_format_is_unchanged_by_the_scratchpad_option():
+    # the default stays the paper's format and vocabulary (golden runs depend on its token ids)
+    assert generators.make_params("lego", {}).format == "paper"
+    assert ":" not in lego.vocab().symbols
+    assert lego.vocab(generators.make_params("lego", {})).symbols == lego.vocab().symbols
+    rows = _rows_of("lego", {"rows_per_skill": 5, "val_rows_per_skill": 2})
+    assert all(" = " in r["text"].split(" ? ")[1] for r in rows)
+
+
+def _carries(a: int, b: int, digits: int) -> int:
+    carry = n = 0
+    for i in range(digits):
+        carry = int(a // 10**i % 10 + b // 10**i % 10 + carry >= 10)
+        n += carry
+    return n
+
+
+def test_addition_reversed_semantics():
+    rows = _rows_of(
+        "addition",
+        {"format": "reversed", "digits": 3, "rows_per_skill": 40, "val_rows_per_skill": 5},
+    )
+    assert {r["skill"] for r in rows} == {f"addition/carries{c}" for c in range(4)}
+    for r in rows:
+        tokens = r["text"].split()
+        plus, eq = tokens.index("+"), tokens.index("=")
+        assert plus == 3 and eq == 7  # zero-padded operands, least significant digit first
+        a, b = int("".join(tokens[:plus][::-1])), int("".join(tokens[plus + 1 : eq][::-1]))
+        total = tokens[eq + 1 :]
+        assert int("".join(total[::-1])) == a + b and len(total) == 4
+        assert r["skill"] == f"addition/carries{_carries(a, b, 3)}"
+        # every sum digit is an answer token, nothing else
+        assert r["loss_mask"] == [0] * (eq + 2) + [1] * 4
+        assert r["answer"] == " ".join(total)
+
+
+def test_addition_reversed_natural_proportions_count_the_pairs():
+    # the default natural mixture is how often each carry count occurs among all operand pairs
+    p = generators.make_params("addition", {"format": "reversed", "digits": 2})
+    counts = [0, 0, 0]
+    for a in range(100):
+        for b in range(100):
+            counts[_carries(a, b, 2)] += 1
+    assert addition.natural_proportions(p) == counts
+    paper = generators.make_params("addition", {})
+    assert addition.natural_proportions(paper) == [13, 14, 18]
+
+
+def test_format_settings_are_checked():
+    from skillit_ray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="format must be one of \\['paper', 'scratchpad'\\]"):
+        generators.generate("lego", "/tmp/unused-lego", {"format": "reversed"})
+    with pytest.raises(ConfigError, match="proportions must be 4 values > 0 .*'reversed'"):
+        generators.generate(
+            "addition", "/tmp/unused-add", {"format": "reversed", "proportions": [1, 2, 3]}
+        )
 
 
 def _rows_of(name, params):
@@ -131,3 +230,22 @@ def test_data_command_takes_every_generator_setting(tmp_path, capsys):
     assert "3 skills, 60 train rows, 12 validation rows" in capsys.readouterr().out
     rows = _rows(tmp_path / "i", "train")
     assert sum(r["skill"] == "instruct/de/sort" for r in rows) == 30
+
+
+@pytest.mark.parametrize(
+    "args, summary",
+    [
+        (["lego", "--format", "scratchpad", "--variables", "3"], "3 skills, 30 train rows"),
+        (["addition", "--format", "reversed", "--digits", "2"], "3 skills, "),
+    ],
+)
+def test_data_command_takes_the_formats(tmp_path, capsys, args, summary):
+    from skillit_ray import cli
+
+    rest = ["--out", str(tmp_path / "d"), "--rows-per-skill", "10", "--val-rows-per-skill", "4"]
+    if args[0] == "lego":
+        rest += ["--proportions", "[1, 1, 1]"]
+    assert cli.main(["data", *args, *rest]) == 0
+    assert summary in capsys.readouterr().out
+    manifest = generators.read_manifest(str(tmp_path / "d"))
+    assert manifest["params"]["format"] == args[2]

@@ -30,6 +30,7 @@ TRAIN_FIELDS = (
     "seed",
     "lr",
     "warmup_steps",
+    "lr_schedule",
     "weight_decay",
     "grad_clip",
     "eval_every",
@@ -52,6 +53,8 @@ def fingerprint(cfg, meta) -> dict:
 
 
 def check_fingerprint(saved: dict, current: dict, where: str) -> None:
+    # Checkpoints written before train.lr_schedule existed decayed linearly.
+    saved = {"train.lr_schedule": "linear", **saved}
     diffs = [
         f"{k}: checkpoint has {saved.get(k)!r}, this run has {current.get(k)!r}"
         for k in sorted(set(saved) | set(current))

@@ -121,7 +121,7 @@ class Worker:
         self.device = ray.train.torch.get_device()
         self.raw_model = getattr(self.model, "module", self.model)
         self.opt = build_optimizer(self.model, float(t.lr), t.weight_decay)
-        self.sched = build_scheduler(self.opt, t.warmup_steps, self.cfg.total_steps)
+        self.sched = build_scheduler(self.opt, t.warmup_steps, self.cfg.total_steps, t.lr_schedule)
         self.step, self.start_round = 0, 0
         if state:
             self.opt.load_state_dict(state["optimizer"])

@@ -1,6 +1,9 @@
-"""AdamW with warmup and linear decay over the whole run (state persists across rounds)."""
+"""AdamW with warmup, then a linear, constant or cosine schedule over the whole run (state
+persists across rounds)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -19,10 +22,15 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
     return torch.optim.AdamW(groups, lr=lr, eps=1e-8)
 
 
-def build_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int):
+def build_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int, schedule="linear"):
     def factor(step: int) -> float:
         if warmup > 0 and step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
+        if schedule == "constant":
+            return 1.0
+        left = max(0.0, (total - step) / max(1, total - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 - math.cos(math.pi * left))
+        return left
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)

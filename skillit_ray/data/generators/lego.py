@@ -4,6 +4,15 @@ A row holds ``variables`` clauses: the root ``x = val b`` and ``y = val x`` / ``
 each next variable of the chain, shuffled unless ``shuffle_clauses`` is false, then a query
 ``? y =`` whose answer is 0 or 1. Skill ``lego/depthD`` = the queried variable sits at depth D
 of the chain (depth 1 = the root), as in the SKILL-IT paper.
+
+``format: scratchpad`` is a variant a small model learns from scratch on a CPU: clauses in chain
+order with random names, the query ``? y :``, then the values of depths 1..D in chain order. Only
+the last value is the answer (loss and exact match); the earlier ones are teacher-forced, so each
+step is one local hop (read the previous value and the next clause's val/not). The paper's format
+makes a depth-D answer a parity of D bits with no first-order signal, a plateau for gradient
+descent from scratch (Abbe et al. 2024, the globality barrier, lifted by scratchpads); shuffled
+clauses add lookups that 2 layers cannot chain (Sanford, Hsu, Telgarsky 2024). The paper itself
+fine-tunes a pretrained GPT-Neo-125M, which Zhang et al. 2022 find acts as a smart initialization.
 """
 
 from __future__ import annotations
@@ -33,10 +42,23 @@ class LegoParams:
         default=True, metadata={"doc": "Shuffle clause order (paper: yes)."}
     )
     seed: int = field(default=0, metadata={"doc": "Generator seed."})
+    format: str = field(
+        default="paper",
+        metadata={
+            "doc": "'paper' (shuffled clauses, one answer bit) or 'scratchpad' (chain order, "
+            "the values of depths 1..D after the query, loss on the last; learnable from "
+            "scratch by a 2-layer model)."
+        },
+    )
 
 
-def vocab() -> Vocab:
-    return Vocab([*string.ascii_lowercase, "=", "val", "not", "0", "1", ",", ".", "?"])
+FORMATS = ("paper", "scratchpad")
+
+
+def vocab(p: LegoParams | None = None) -> Vocab:
+    # ':' only in the scratchpad format, so the paper format's token ids stay what they were.
+    extra = [":"] if p is not None and p.format == "scratchpad" else []
+    return Vocab([*string.ascii_lowercase, "=", "val", "not", "0", "1", ",", ".", "?", *extra])
 
 
 def skills(p: LegoParams) -> list[str]:
@@ -53,12 +75,16 @@ def _make_row(p: LegoParams, depth: int):
             negate = bool(rng.integers(2))
             clauses.append([names[i], "=", "not" if negate else "val", names[i - 1]])
             values.append(1 - values[-1] if negate else values[-1])
-        if p.shuffle_clauses:
+        scratchpad = p.format == "scratchpad"
+        if p.shuffle_clauses and not scratchpad:
             clauses = [clauses[i] for i in rng.permutation(len(clauses))]
         tokens = [BOS]
         for i, c in enumerate(clauses):
             tokens += c + ([","] if i < len(clauses) - 1 else ["."])
-        tokens += ["?", names[depth - 1], "=", str(values[depth - 1])]
+        if scratchpad:
+            tokens += ["?", names[depth - 1], ":", *(str(v) for v in values[:depth])]
+        else:
+            tokens += ["?", names[depth - 1], "=", str(values[depth - 1])]
         return tokens, len(tokens) - 1
 
     return make
@@ -71,6 +97,8 @@ def _check(p: LegoParams) -> None:
         raise ValueError(
             f"lego: proportions has {len(p.proportions)} entries, expected {p.variables}"
         )
+    if p.format not in FORMATS:
+        raise ValueError(f"lego: format must be one of {list(FORMATS)}, got '{p.format}'")
     if min(p.proportions) <= 0:
         raise ValueError(f"lego: proportions must be > 0, got {p.proportions}")
 
@@ -90,7 +118,7 @@ def generate(out: str, p: LegoParams) -> dict:
         VERSION,
         names,
         list(map(float, p.proportions)),
-        vocab(),
+        vocab(p),
         rows,
         {"task": "lego", "answer_values": ["0", "1"]},
     )
@@ -100,6 +128,8 @@ def answer(text: str) -> str:
     """Recompute the answer from a row's text (used to verify stored answers)."""
     tokens = text.split()
     q = tokens.index("?")
+    if tokens[q + 2] == ":":  # scratchpad: the answer is the last value after the query
+        tokens = tokens[: q + 2]
     clauses = " ".join(tokens[:q]).rstrip(" .").split(" , ")
     defs = {}
     for c in clauses:
