@@ -21,10 +21,12 @@ def test_every_run_of_every_experiment_is_valid(name, capsys):
 
 
 def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
+    # the calibrated LEGO experiment (the paper-format lego_pt shares its code path: only the
+    # generator's format differs, and its configs are checked by the dry run above)
     out = tmp_path / "lego"
     results = run.main(
         [
-            "lego_pt",
+            "lego_scratchpad",
             "--quick",
             "--seeds",
             "1",
@@ -46,7 +48,11 @@ def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
     assert all(f"| {label} |" in md for label in results)
     doremi = yaml.safe_load((out / "runs/doremi/seed0/config.yaml").read_text())
     assert doremi["policy"]["params"]["reference"] == str(out / "runs/random/seed0")
-    assert len(list(out.glob("graph-*.json"))) == 1 and (out / "report" / "graph.png").exists()
+    assert doremi["data"]["generator_params"]["format"] == "scratchpad"
+    # SKILL-IT runs on the measured chain graph; nothing is learned from an untrained model
+    skillit = yaml.safe_load((out / "runs/skillit/seed0/config.yaml").read_text())
+    assert skillit["policy"]["params"]["graph"].endswith("experiments/graphs/lego_chain.json")
+    assert not list(out.glob("graph-*.json")) and (out / "report" / "index.html").exists()
 
 
 def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_dir, tmp_path):
@@ -70,17 +76,23 @@ def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_d
 
 
 @pytest.mark.parametrize(
-    "name", ["addition_pt", "lego_ft", "addition_ft", "instruct_ft", "sources_pt"]
+    "name", ["addition_reversed", "lego_scratchpad_ft", "addition_ft", "instruct_ft", "sources_pt"]
 )
 def test_quick_mode_of_each_other_experiment(name, ray_session, cache_dir, tmp_path):
-    # one SKILL-IT arm each: its graph is learned for the experiment's own train/eval skills
+    # one SKILL-IT arm each: its graph is learned for the experiment's own train/eval skills,
+    # or, for the calibrated formats, the chain their prerequisite tests measured. (addition_pt
+    # and lego_ft differ from addition_reversed and lego_scratchpad_ft only in the data format.)
     out = tmp_path / name
     args = [name, "--quick", "--seeds", "1", "--arms", "skillit", "--out", str(out)]
     results = run.main([*args, "--set", f"data.cache_dir={cache_dir}"])
     assert list(results) == ["skillit"] and results["skillit"]["steps"] == [4, 8]
-    (graph,) = out.glob("graph-*.json")
-    g = json.loads(graph.read_text())
     cfg = yaml.safe_load((out / "runs/skillit/seed0/config.yaml").read_text())
+    learned = list(out.glob("graph-*.json"))
+    if EXPERIMENTS[name].learn_graph:
+        assert [str(p) for p in learned] == [cfg["policy"]["params"]["graph"]]
+    else:
+        assert not learned and "/experiments/graphs/" in cfg["policy"]["params"]["graph"]
+    g = json.loads(open(cfg["policy"]["params"]["graph"]).read())
     assert g["eval_skills"] == cfg["data"]["eval_skills"] or cfg["data"]["eval_skills"] is None
     for sk in results["skillit"]["acc_per_skill"]:
         assert sk in g["eval_skills"]
@@ -120,3 +132,29 @@ def test_steps_to_reference_and_separation_from_golden_runs(tmp_path):
     assert sep["overlap"] == (abs(a["mean"] - b["mean"]) <= a["std"] + b["std"])
     md = run.table(results)
     assert "steps to stratified's final acc" in md and "| skillit |" in md
+
+
+def test_calibration_quick_mode_writes_curves_prereq_and_report(tmp_path):
+    """experiments/calibrate.py (plain PyTorch, no Ray): curves per mixture and seed, the
+    prerequisite test per edge, the first step every skill reaches the target, the tables."""
+    from experiments import calibrate
+
+    path = tmp_path / "cal.json"
+    calibrate.main(
+        ["experiments/lego_scratchpad.yaml", "--quick", "--edges", "1", "--out", str(path)]
+    )
+    cal = json.loads(path.read_text())
+    assert cal["skills"] == [f"lego/depth{d}" for d in range(1, 6)]
+    assert cal["train"]["lr_schedule"] == "constant"
+    for label in ("stratified", "natural"):
+        (r,) = cal["curves"][label]["runs"]
+        assert [p["step"] for p in r["curve"]] == [0, 2, 4]
+        assert r["reach"] == calibrate.first_reach(r["curve"], cal["skills"], cal["target"])
+    assert cal["curves"]["stratified"]["mixture"] == [0.2] * 5
+    (edge,) = cal["prereq"]
+    assert (edge["from"], edge["to"], len(edge["runs"])) == ("lego/depth1", "lego/depth2", 1)
+    md = calibrate.report([str(path)])
+    assert "| depth1 -> depth2 | 2 |" in md and "| 4 |" in md
+    curve = [{"step": 0, "acc": {"a": 0.5}}, {"step": 9, "acc": {"a": 0.95}}]
+    assert calibrate.first_reach(curve, ["a"], 0.9) == 9
+    assert calibrate.first_reach(curve[:1], ["a"], 0.9) is None
