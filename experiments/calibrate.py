@@ -87,8 +87,18 @@ def evaluate(model, data: Data) -> dict:
     return {"acc": acc, "loss": loss}
 
 
-def train(cfg, data: Data, mixture: np.ndarray, steps: int, seed: int, eval_every: int) -> list:
-    """Train from scratch on a fixed mixture; the eval curve (step 0 included)."""
+def train(
+    cfg,
+    data: Data,
+    mixture: np.ndarray,
+    steps: int,
+    seed: int,
+    eval_every: int,
+    curve: list | None = None,
+    on_eval=None,
+) -> list:
+    """Train from scratch on a fixed mixture; the eval curve (step 0 included), appended to
+    ``curve`` as it grows. ``on_eval`` is called after every evaluation (to save it so far)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model(cfg.model, data.vocab_size, data.max_len)
@@ -96,7 +106,8 @@ def train(cfg, data: Data, mixture: np.ndarray, steps: int, seed: int, eval_ever
     opt = build_optimizer(model, float(t.lr), t.weight_decay)
     sched = build_scheduler(opt, t.warmup_steps, steps, t.lr_schedule)
     train_split = [data.split["train"][s] for s in data.skills]
-    curve = [{"step": 0, **evaluate(model, data)}]
+    curve = [] if curve is None else curve
+    curve.append({"step": 0, **evaluate(model, data)})
     for step in range(1, steps + 1):
         skills = rng.choice(len(mixture), size=t.batch_size, p=mixture)
         ids, mask = [], []
@@ -115,6 +126,8 @@ def train(cfg, data: Data, mixture: np.ndarray, steps: int, seed: int, eval_ever
         sched.step()
         if step % eval_every == 0 or step == steps:
             curve.append({"step": step, **evaluate(model, data)})
+            if on_eval is not None:
+                on_eval()
     return curve
 
 
@@ -137,19 +150,41 @@ def _ms(xs: list[float]) -> str:
     return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
 
 
-def report(paths: list[str]) -> str:
-    """Markdown tables of calibration JSON files (curves and prerequisite tests), merged."""
-    parts = [json.load(open(p)) for p in paths]
-    lines = []
-    for part in parts:
-        skills = part["skills"]
+def merge(paths: list[str]) -> list[dict]:
+    """Calibration files merged per setting (recipe, model, train, data): the runs of each
+    mixture and the prerequisite tests of each edge, over the files' seeds."""
+    merged: dict = {}
+    for path in paths:
+        with open(path) as fh:
+            part = json.load(fh)
+        key = json.dumps(
+            [part["recipe"], part["overrides"], part["train"], part["generator_params"]],
+            sort_keys=True,
+        )
+        into = merged.setdefault(key, {**part, "curves": {}, "prereq": []})
         for label, c in part.get("curves", {}).items():
-            runs = c["runs"]
-            steps = [pt["step"] for pt in runs[0]["curve"]]
-            marks = [s for s in steps if s and (s % 500 == 0 or s == steps[-1])]
+            into["curves"].setdefault(label, {"mixture": c["mixture"], "runs": []})
+            into["curves"][label]["runs"] += c["runs"]
+        into["prereq"] += part.get("prereq", [])
+    return list(merged.values())
+
+
+def report(paths: list[str]) -> str:
+    """Markdown tables of calibration files: accuracy per skill over steps (mean ± std over
+    seeds) per mixture, the first step every skill reaches the target per seed, and the
+    prerequisite tests."""
+    lines = []
+    for part in merge(paths):
+        skills = part["skills"]
+        setting = f"{part['recipe']} (model {part['model']} {part['overrides'] or ''})"
+        for label, c in part["curves"].items():
+            runs = sorted(c["runs"], key=lambda r: r["seed"])
+            n = min(len(r["curve"]) for r in runs)
+            steps = [pt["step"] for pt in runs[0]["curve"][:n]]
+            marks = [s for s in steps if s and (s % 400 == 0 or s == steps[-1])]
             lines += [
-                f"\n{part['recipe']}, {label} mixture {np.round(c['mixture'], 3).tolist()}, "
-                f"{len(runs)} seeds: accuracy per skill, mean ± std over seeds",
+                f"\n{setting}, {label} mixture {np.round(c['mixture'], 3).tolist()}, seeds "
+                f"{[r['seed'] for r in runs]}: accuracy per skill, mean ± std over seeds",
                 "",
                 "| step | " + " | ".join(s.split("/")[-1] for s in skills) + " |",
                 "|---" * (len(skills) + 1) + "|",
@@ -158,21 +193,25 @@ def report(paths: list[str]) -> str:
                 i = steps.index(s)
                 cells = [_ms([r["curve"][i]["acc"][sk] for r in runs]) for sk in skills]
                 lines.append(f"| {s} | " + " | ".join(cells) + " |")
-            reach = [r["reach"] for r in runs]
-            lines.append(f"\nFirst eval with every skill ≥ {part['target']}, per seed: {reach}")
-        if part.get("prereq"):
+            reach = [first_reach(r["curve"], skills, part["target"]) for r in runs]
+            lines.append(
+                f"\nFirst eval with every skill >= {part['target']}, per seed: {reach} "
+                f"(None: not within {[r['curve'][-1]['step'] for r in runs]} steps)"
+            )
+        if part["prereq"]:
             lines += [
-                f"\n{part['recipe']}: prerequisite test, skill j alone for N steps vs j and i "
+                f"\n{setting}: prerequisite test, skill j alone for N steps vs j and i "
                 "50/50 for 2N (equal j rows); j's final accuracy and loss, mean ± std over seeds",
                 "",
-                "| edge i -> j | N | j alone: acc | with i: acc | j alone: loss | with i: loss |",
-                "|---|---|---|---|---|---|",
+                "| edge i -> j | N | seeds | j alone: acc | with i: acc | j alone: loss | "
+                "with i: loss |",
+                "|---|---|---|---|---|---|---|",
             ]
             for e in part["prereq"]:
                 r = e["runs"]
                 lines.append(
                     f"| {e['from'].split('/')[-1]} -> {e['to'].split('/')[-1]} | "
-                    f"{e['steps_alone']} | {_ms([x['alone']['acc'] for x in r])} | "
+                    f"{e['steps_alone']} | {len(r)} | {_ms([x['alone']['acc'] for x in r])} | "
                     f"{_ms([x['with']['acc'] for x in r])} | "
                     f"{_ms([x['alone']['loss'] for x in r])} | "
                     f"{_ms([x['with']['loss'] for x in r])} |"
@@ -262,9 +301,10 @@ def main(argv: list[str] | None = None) -> None:
             mix = mixtures[label]
             out["curves"][label] = {"mixture": mix.tolist(), "runs": []}
             for seed in seeds:
-                curve = train(cfg, data, mix, args.steps, seed, args.eval_every)
-                reach = first_reach(curve, data.skills, args.target)
-                out["curves"][label]["runs"].append({"seed": seed, "curve": curve, "reach": reach})
+                run = {"seed": seed, "curve": [], "reach": None}
+                out["curves"][label]["runs"].append(run)
+                curve = train(cfg, data, mix, args.steps, seed, args.eval_every, run["curve"], save)
+                run["reach"] = reach = first_reach(curve, data.skills, args.target)
                 final = [round(curve[-1]["acc"][s], 3) for s in data.skills]
                 log(f"{label} seed {seed}: final acc {final}, all >= {args.target} at {reach}")
                 save()

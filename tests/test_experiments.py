@@ -154,7 +154,7 @@ def test_calibration_quick_mode_writes_curves_prereq_and_report(tmp_path):
     (edge,) = cal["prereq"]
     assert (edge["from"], edge["to"], len(edge["runs"])) == ("lego/depth1", "lego/depth2", 1)
     md = calibrate.report([str(path)])
-    assert "| depth1 -> depth2 | 2 |" in md and "| 4 |" in md
+    assert "| depth1 -> depth2 | 2 | 1 |" in md and "| 4 |" in md
     curve = [{"step": 0, "acc": {"a": 0.5}}, {"step": 9, "acc": {"a": 0.95}}]
     assert calibrate.first_reach(curve, ["a"], 0.9) == 9
     assert calibrate.first_reach(curve[:1], ["a"], 0.9) is None
