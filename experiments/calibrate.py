@@ -165,7 +165,15 @@ def merge(paths: list[str]) -> list[dict]:
         for label, c in part.get("curves", {}).items():
             into["curves"].setdefault(label, {"mixture": c["mixture"], "runs": []})
             into["curves"][label]["runs"] += c["runs"]
-        into["prereq"] += part.get("prereq", [])
+        for e in part.get("prereq", []):
+            same = [x for x in into["prereq"] if (x["from"], x["to"]) == (e["from"], e["to"])]
+            if not same or same[0]["steps_alone"] != e["steps_alone"]:
+                into["prereq"].append({**e, "runs": list(e["runs"])})
+                continue
+            seen = {r["seed"] for r in same[0]["runs"]}
+            same[0]["runs"] += [r for r in e["runs"] if r["seed"] not in seen]
+    for part in merged.values():
+        part["prereq"].sort(key=lambda e: part["skills"].index(e["to"]))
     return list(merged.values())
 
 
@@ -315,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         for j in targets:
             for i in (j - 1,):
                 edge = {"from": data.skills[i], "to": data.skills[j], "steps_alone": n, "runs": []}
+                out["prereq"].append(edge)
                 for seed in seeds:
                     alone = train(cfg, data, _mixture(k, {j: 1}), n, seed, n)[-1]
                     paired = train(cfg, data, _mixture(k, {i: 1, j: 1}), 2 * n, seed, 2 * n)[-1]
@@ -328,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
                     log(
                         f"edge {data.skills[i]} -> {data.skills[j]} seed {seed}: {edge['runs'][-1]}"
                     )
-                out["prereq"].append(edge)
+                    save()
     save()
     log(f"wrote {path}")
 
