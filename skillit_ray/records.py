@@ -106,7 +106,7 @@ class WorkerStats:
 
     t_enter: float  #: the loop function started
     t_model: float  #: model built (and restored)
-    t_train_drained: float
+    t_train_drained: float  #: the train streams opened (no drain: the cache is read lazily)
     t_loop: float  #: stores drained, rounds about to start
     t_end: float
     drain_s: float
@@ -118,7 +118,8 @@ class WorkerStats:
     peak_rss_mb: float | None
     rss_after_drain_mb: dict[str, float | None]
     peak_rss_by_phase_mb: dict[str, float | None]
-    spilled: bool
+    eval_streamed: bool  #: under a memory budget, each evaluation streams its rows
+    tokens_trained: int  #: loss tokens of every step's global batch (this run's steps)
     device: str
     process_group: str | None
 
@@ -138,7 +139,8 @@ class WorkerStats:
             "worker_peak_rss_mb": self.peak_rss_mb,
             "worker_rss_after_drain_mb": self.rss_after_drain_mb,
             "worker_peak_rss_by_phase_mb": self.peak_rss_by_phase_mb,
-            "train_store_spilled": self.spilled,
+            "eval_streamed": self.eval_streamed,
+            "tokens_trained": self.tokens_trained,
             "device": self.device,
             "process_group": self.process_group,
         }
