@@ -107,8 +107,9 @@ class WorkerStats:
     t_enter: float  #: the loop function started
     t_model: float  #: model built (and restored)
     t_train_drained: float  #: the train streams opened (no drain: the cache is read lazily)
-    t_loop: float  #: stores drained, rounds about to start
+    t_loop: float  #: streams open, rounds about to start
     t_end: float
+    t_first_step: float | None  #: this process's first optimizer step done
     drain_s: float
     train_s: float
     train_samples_per_s: float
@@ -132,6 +133,9 @@ class WorkerStats:
             "model_s": self.t_model - self.t_enter,
             "drain_train_s": self.t_train_drained - self.t_model,
             "drain_s": self.drain_s,
+            "model_to_first_step_s": (
+                None if self.t_first_step is None else self.t_first_step - self.t_model
+            ),
             "teardown_s": t_done - self.t_end,
             "train_s": self.train_s,
             "train_samples_per_s": self.train_samples_per_s,

@@ -131,6 +131,7 @@ class Worker:
         self.drain_s = time.time() - self.t_model
         self.rss_drained_mb = {f: rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
         self.tokens_trained = 0
+        self.t_first_step: float | None = None
         if state:
             self.train_store.load_state_dict(self.restored.ranks[self.rank])
 
@@ -211,6 +212,8 @@ class Worker:
             t0 = time.perf_counter()
             self._train_step(slots[s], sums, row_filter, r)
             train_s += time.perf_counter() - t0
+            if self.t_first_step is None:
+                self.t_first_step = time.time()
             self._peak("first_step", once=True)
             last = s == t.steps_per_round - 1
             if (last and at_end) or (inside and (s + 1) % t.eval_every == 0):
@@ -333,6 +336,7 @@ class Worker:
             t_model=self.t_model,
             t_train_drained=self.t_train_drained,
             t_loop=t_loop,
+            t_first_step=self.t_first_step,
             t_end=time.time(),
             drain_s=self.drain_s,
             train_s=train_s,
