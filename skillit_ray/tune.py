@@ -190,6 +190,12 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
     shared = base.run.storage_path
     if shared and "://" not in shared:  # Tune takes an absolute path or a URI
         shared = os.path.abspath(shared)
+    from skillit_ray.data.prepare import prepare
+
+    # One token cache for the whole sweep: trials find it made (a trial that changes the
+    # data settings makes its own).
+    prepare(base).cache(echo)
+
     cpus = int(ray.cluster_resources().get("CPU", 1))
     # Each trial holds 0.01 CPU plus its workers'; one whole CPU must stay free for Ray Data
     # tasks, or the trials' pipelines starve and every trial hangs (docs/decisions.md).
