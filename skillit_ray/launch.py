@@ -38,9 +38,10 @@ def run(
 def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool) -> dict:
     import ray
 
-    from skillit_ray.cluster import ensure_ray
+    from skillit_ray.cluster import ensure_ray, require_shared_storage
     from skillit_ray.context import prepare_inputs
     from skillit_ray.coordinator import Coordinator
+    from skillit_ray.data.cache import data_fingerprint
     from skillit_ray.data.prepare import prepare
     from skillit_ray.train.loop import RunMeta
 
@@ -67,6 +68,8 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
         data.max_len,
         data.with_accuracy,
         tuple(sorted(needs)),
+        data.cache_root,
+        data_fingerprint(data),
     )
     fp = checkpoint.fingerprint(cfg, meta)
     if resume:
@@ -83,27 +86,30 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     if not resume:  # a resume rewrites it once the checkpoint's history is back
         open(metrics_path, "w").close()
     ensure_ray(cfg)
+    require_shared_storage(cfg.run.storage_path, ray.nodes(), "a run")
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
     coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
         policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx
     )
     try:
         ray.get(coord.ready.remote())  # the policy's round-0 errors surface before training
-        return _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, inputs.datasets, t0)
+        return _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, inputs.difficulty, t0)
     finally:
         ray.kill(coord)
 
 
-def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, datasets, t0) -> dict:
+def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, difficulty, t0) -> dict:
     import ray
 
+    from skillit_ray.data.cache import token_summary
     from skillit_ray.trainer import fit, make_trainer
 
-    trainer = make_trainer(cfg, meta, fp, ident, coord, datasets, callbacks)
+    trainer = make_trainer(cfg, meta, fp, ident, coord, difficulty, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
     done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo)
     rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
+    summary["tokens"] = token_summary(meta.cache, done.stats)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
     if cfg.run.storage_path:  # a multi-node run keeps its outputs beside its checkpoints
