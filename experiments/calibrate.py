@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--edges", default=None, help="prereq: target skill indices j (0-based; default 1..k-1)"
     )
+    ap.add_argument(
+        "--prereq-from", type=int, default=None, help="prereq: candidate i (default j - 1)"
+    )
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--out", default=None, help="JSON path (default experiments/calibration/)")
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke run")
@@ -321,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         n = args.prereq_steps
         targets = [int(x) for x in args.edges.split(",")] if args.edges else range(1, k)
         for j in targets:
-            for i in (j - 1,):
+            for i in (j - 1 if args.prereq_from is None else args.prereq_from,):
                 edge = {"from": data.skills[i], "to": data.skills[j], "steps_alone": n, "runs": []}
                 out["prereq"].append(edge)
                 for seed in seeds:
