@@ -189,7 +189,7 @@ def report(paths: list[str]) -> str:
             runs = sorted(c["runs"], key=lambda r: r["seed"])
             n = min(len(r["curve"]) for r in runs)
             steps = [pt["step"] for pt in runs[0]["curve"][:n]]
-            marks = [s for s in steps if s and (s % 400 == 0 or s == steps[-1])]
+            marks = [s for s in steps if s and (s % 400 == 0 or s % 500 == 0 or s == steps[-1])]
             lines += [
                 f"\n{setting}, {label} mixture {np.round(c['mixture'], 3).tolist()}, seeds "
                 f"{[r['seed'] for r in runs]}: accuracy per skill, mean ± std over seeds",
