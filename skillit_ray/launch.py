@@ -38,7 +38,7 @@ def run(
 def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool) -> dict:
     import ray
 
-    from skillit_ray.cluster import ensure_ray
+    from skillit_ray.cluster import ensure_ray, require_shared_storage
     from skillit_ray.context import prepare_inputs
     from skillit_ray.coordinator import Coordinator
     from skillit_ray.data.cache import data_fingerprint
@@ -86,6 +86,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     if not resume:  # a resume rewrites it once the checkpoint's history is back
         open(metrics_path, "w").close()
     ensure_ray(cfg)
+    require_shared_storage(cfg.run.storage_path, ray.nodes(), "a run")
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
     coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
         policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx
