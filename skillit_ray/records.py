@@ -110,7 +110,7 @@ class WorkerStats:
     t_loop: float  #: streams open, rounds about to start
     t_end: float
     t_first_step: float | None  #: this process's first optimizer step done
-    drain_s: float
+    drain_s: float  #: model built -> both splits' streams open (named for the drain it replaced)
     train_s: float
     train_samples_per_s: float
     start_round: int
@@ -128,7 +128,7 @@ class WorkerStats:
         """The summary.json fields this worker measured (``t_fit``: fit() was called,
         ``t_done``: it returned)."""
         return {
-            "startup_s": self.t_loop - t_fit,  # fit() call -> loop ready (workers, model, drain)
+            "startup_s": self.t_loop - t_fit,  # fit() call -> loop ready (workers, model, streams)
             "worker_start_s": self.t_enter - t_fit,
             "model_s": self.t_model - self.t_enter,
             "drain_train_s": self.t_train_drained - self.t_model,

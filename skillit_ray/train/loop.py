@@ -110,7 +110,10 @@ class Worker:
         # No drain: the streams read the cache's shards as training asks for them.
         cache = TokenCache.open(self.meta.cache)
         if cache is None:
-            raise DataError(f"token cache {self.meta.cache}: no manifest.json (was it deleted?)")
+            raise DataError(
+                f"token cache {self.meta.cache}: no manifest.json on this worker's node; on a "
+                "cluster, set data.token_cache to a folder or URI every node can read"
+            )
         difficulty = loop_config.get("difficulty")
         self.train_store = SkillStreams(
             cache,
