@@ -15,7 +15,8 @@ from skillit_ray.errors import SkillitError
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from skillit_ray import config, launch, rundir
+    # The config is checked before torch, transformers or Ray is imported (seconds each).
+    from skillit_ray import config, rundir
 
     if args.resume:
         if args.config or args.out:
@@ -24,12 +25,18 @@ def _cmd_run(args: argparse.Namespace) -> None:
                 "give no CONFIG or --out with it"
             )
         cfg = rundir.resume_config(args.resume, args.set)
-        launch.run(cfg, out=args.resume, echo=not args.quiet, resume=True)
-        return
-    if not args.config:
+        out, resume = args.resume, True
+    elif not args.config:
         raise config.ConfigError("run: give a CONFIG (YAML recipe) or --resume RUN_DIR")
-    cfg = config.load(args.config, args.set)
-    launch.run(cfg, out=args.out, echo=not args.quiet)
+    else:
+        cfg = config.load(args.config, args.set)
+        out, resume = args.out, False
+    from skillit_ray import preflight
+
+    preflight.check_config(cfg)
+    from skillit_ray import launch
+
+    launch.run(cfg, out=out, echo=not args.quiet, resume=resume)
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
@@ -154,7 +161,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
     from skillit_ray import cluster, config
-    from skillit_ray.tune import SweepSpec, parse_param, sweep
+    from skillit_ray.tune import SweepSpec, parse_param, preflight, sweep
 
     cfg = config.load(args.config, args.set)
     sw = cfg.sweep
@@ -174,6 +181,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         sw.scheduler == "asha",
         sw.budget_steps,
     )
+    preflight(spec)  # every trial's config, data, model and policy, before Ray starts
     cluster.ensure_ray(cfg)
     out = args.out or os.path.join("runs", f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     sweep(spec, out, echo=True)
@@ -181,15 +189,20 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
 def _cmd_graph_learn(args: argparse.Namespace) -> None:
     from skillit_ray import cluster, config
+    from skillit_ray.data.prepare import prepare
     from skillit_ray.graph_learning import learn
+    from skillit_ray.preflight import check_config, check_model
 
     sets = list(args.set)
     for key in ("method", "steps", "seeds"):
         if getattr(args, key) is not None:
             sets.append(f"graph.{key}={getattr(args, key)}")
     cfg = config.load(args.config, sets)
+    check_config(cfg)
+    data = prepare(cfg)
+    check_model(cfg, data)  # before Ray starts
     cluster.ensure_ray(cfg)
-    graph = learn(cfg, cfg.graph, echo=not args.quiet)
+    graph = learn(cfg, cfg.graph, echo=not args.quiet, data=data)
     graph.save(args.out)
     print(graph.table())
     print(f"wrote {args.out}")

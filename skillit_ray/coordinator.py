@@ -78,10 +78,20 @@ class CoordinatorImpl:
         return validate_mixture(mix, self.ctx.train_skills, self.policy_name)
 
     def report(self, record: RoundRecord) -> None:
-        nxt = self._call("update", self.policy.update, record.observation())
-        self.mixtures[record.round + 1] = nxt
-        record.next_mixture, record.t_report = nxt, time.time()
+        """Record the round, then ask the policy for the next one's mixture. The round trained
+        whatever the policy answers, so it stays in the history even when the answer is bad;
+        the error names the round the mixture was for (1-based, as the console prints)."""
+        record.t_report = time.time()
         self.history.append(record)
+        try:
+            nxt = self._call("update", self.policy.update, record.observation())
+        except PolicyError as exc:
+            raise PolicyError(
+                f"the mixture for round {record.round + 2} (chosen after round "
+                f"{record.round + 1} trained): {exc}"
+            ) from None
+        self.mixtures[record.round + 1] = nxt
+        record.next_mixture = nxt
 
 
 LOST = (
@@ -121,12 +131,12 @@ class Coordinator:
         """Raises the policy's error from building it or choosing round 0's mixture."""
         await self.check()
 
-    async def _locked(self, fn, value, where: str):
+    async def _locked(self, fn, value):
         async with self.cond:
             try:
                 return fn(value)
             except PolicyError as exc:
-                self.error = f"{where}: {exc}"
+                self.error = str(exc)
                 raise PolicyError(self.error) from None
             finally:
                 self.cond.notify_all()
@@ -173,7 +183,7 @@ class Coordinator:
         ``get_mixture``."""
         await self.check()
         record: RoundRecord = pickle.loads(packed)
-        await self._locked(self.impl.report, record, f"round {record.round}")
+        await self._locked(self.impl.report, record)
 
     async def stopped(self, packed: bytes, reason: str) -> None:
         """Rank 0 ends the run without a policy update (e.g. a non-finite eval loss); its

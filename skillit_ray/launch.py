@@ -12,7 +12,7 @@ from skillit_ray import config as config_mod
 from skillit_ray import rundir
 from skillit_ray.config import Config
 from skillit_ray.errors import TrainingError
-from skillit_ray.policy import build_policy
+from skillit_ray.preflight import check_config, check_run
 from skillit_ray.remote import find_cause, policy_ref
 from skillit_ray.rundir import RunIdentity
 from skillit_ray.train import checkpoint
@@ -49,9 +49,11 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     if resume:
         rundir.require_run_dir(out)
     os.makedirs(out, exist_ok=True)
-    # What the policy reads, from the policy itself (its errors surface here, before Ray).
-    needs = build_policy(cfg.policy.name, cfg.policy.params).signals()
+    check_config(cfg)  # the policy's name and parameters, the model: before the data
     data = prepare(cfg)
+    # The model and the policy's round 0 checked here, before Ray (preflight.py); the policy
+    # says what it reads.
+    needs = check_run(cfg, data)
     if echo:
         print(
             f"skillit-ray: {cfg.run.name}: policy {cfg.policy.name}, "

@@ -13,7 +13,6 @@ from skillit_ray import config as config_mod
 from skillit_ray.config import Config
 from skillit_ray.errors import CheckpointError
 from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
-from skillit_ray.train import checkpoint
 
 RUN_FILE = "run.json"
 # What a run directory holds that is worth keeping beside the checkpoints on shared storage.
@@ -66,6 +65,8 @@ def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
 
 def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
     """The round the resumed run starts at, after checking the newest checkpoint fits."""
+    from skillit_ray.train import checkpoint  # torch: imported once a run really starts
+
     found = checkpoint.latest(ident.storage, ident.run_name)
     if found is None:
         raise CheckpointError(
@@ -101,6 +102,8 @@ def save_outputs(out: str, result, ranks: list[RankRecord]) -> None:
 def mirror(out: str, ident: RunIdentity) -> None:
     """Copy the run directory's files to <storage>/<run name>/outputs (local path or URI)."""
     import pyarrow.fs as pafs
+
+    from skillit_ray.train import checkpoint
 
     fs, root = checkpoint.storage_fs(ident.storage)
     dest = f"{root.rstrip('/')}/{ident.run_name}/outputs"

@@ -3,6 +3,7 @@ driver (metrics.jsonl and one printed line per round)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -68,11 +69,16 @@ def fit(trainer, coord, metrics_path: str, rounds: int, t0: float, echo: bool) -
     writer = MetricsWriter(coord, metrics_path, rounds, t0, echo)
     writer.start()
     t_fit = time.time()
+    fitted = False
     try:
         result = trainer.fit()
+        fitted = True
     finally:
         writer.stop_event.set()
         writer.join()
+        if not fitted:  # the rounds trained before a failure still reach metrics.jsonl
+            with contextlib.suppress(Exception):
+                writer.poll(0.0)
     t_done = time.time()
     writer.poll(0.0)
     return Fitted(result, writer.records, result.return_value, t_fit, t_done)

@@ -85,7 +85,7 @@ def test_missing_skill_column_names_file(tmp_path):
 def test_malformed_jsonl_names_file(tmp_path):
     (tmp_path / "t").mkdir()
     (tmp_path / "t/bad.jsonl").write_text('{"skill": "a", "text": "x"}\n{"skill": \n')
-    with pytest.raises(DataError, match=r"bad.jsonl: unreadable jsonl file"):
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: not valid JSON"):
         inspect(str(tmp_path / "t"), "auto", "train", False)
 
 
@@ -98,7 +98,7 @@ def test_corrupt_parquet_names_file(tmp_path):
 
 def test_null_skill_names_row(tmp_path):
     write_jsonl(tmp_path / "t/x.jsonl", [{"skill": "a", "text": "q"}, {"skill": None, "text": "r"}])
-    with pytest.raises(DataError, match=r"x.jsonl: row 1 has no skill"):
+    with pytest.raises(DataError, match=r"x.jsonl: line 2: no skill"):
         inspect(str(tmp_path / "t"), "auto", "train", False)
 
 
@@ -147,3 +147,17 @@ def test_truncation_keeps_the_answer():
     out = prepare_batch(t, ["s"], 3, 10, 0, None)
     assert out["input_ids"].tolist() == [[3, 4, 5]] and out["loss_mask"].tolist() == [[0, 0, 1]]
     assert np.issubdtype(out["key"].dtype, np.integer)
+
+
+def test_short_loss_mask_is_caught_before_training_naming_line_and_skill(tmp_path):
+    rows = [
+        {"skill": "a", "input_ids": [1, 2, 3], "loss_mask": [0, 1, 1]},
+        {"skill": "b", "input_ids": [1, 2, 3], "loss_mask": [0, 1]},
+    ]
+    write_jsonl(tmp_path / "t/x.jsonl", rows)
+    with pytest.raises(DataError) as err:
+        inspect(str(tmp_path / "t"), "auto", "train", True)
+    assert str(err.value).endswith(
+        "x.jsonl: line 2, skill 'b': loss_mask has 2 entries, input_ids has 3; expected equal "
+        "lengths"
+    )
