@@ -118,6 +118,9 @@ class Coordinator:
             self.impl, self.error = None, str(exc)
         self.cond = asyncio.Condition()
         self.rank_log: list[dict] = []
+        self.notes: list[str] = []  # start-up phases rank 0 announces, for the console
+        self.stop_requested = False  # the driver got SIGINT/SIGTERM
+        self.stop_at: dict[int, bool] = {}  # per round: stop after it (one answer for all ranks)
         self.lost = ray.get_runtime_context().was_current_actor_reconstructed
         self.generation = 1 if self.lost else 0
 
@@ -194,13 +197,38 @@ class Coordinator:
             self.impl.history.append(record)
             self.cond.notify_all()
 
-    async def records(self, start: int, timeout: float, generation: int = 0) -> dict:
+    async def note(self, text: str) -> None:
+        """A start-up phase done on the workers (one console line on the driver)."""
+        async with self.cond:
+            self.notes.append(text)
+            self.cond.notify_all()
+
+    async def set_step0_eval(self, checkpoint: dict) -> None:
+        """The initial model's evaluation ({"step": 0, "loss", "acc"}), for the report."""
+        self.step0 = checkpoint
+
+    async def step0_eval(self) -> dict | None:
+        return getattr(self, "step0", None)
+
+    async def request_stop(self) -> None:
+        """Stop at the next round boundary (the driver got SIGINT or SIGTERM)."""
+        self.stop_requested = True
+
+    async def stop_after(self, r: int) -> bool:
+        """Whether the run stops after round ``r``. The first rank to ask fixes the answer for
+        that round, so every rank stops after the same one, with one checkpoint."""
+        return self.stop_at.setdefault(r, self.stop_requested)
+
+    async def records(
+        self, start: int, timeout: float, generation: int = 0, note_start: int = 0
+    ) -> dict:
         """History from ``start`` on (from 0 if the reader's generation is stale); waits up
         to ``timeout`` s for something new."""
 
         def ready() -> bool:
             n = len(self.impl.history) if self.impl else 0
-            return bool(self.error) or n > start or generation != self.generation
+            fresh = n > start or len(self.notes) > note_start
+            return bool(self.error) or fresh or generation != self.generation
 
         async with self.cond:
             try:
@@ -210,4 +238,9 @@ class Coordinator:
         if generation != self.generation:
             start = 0
         hist = self.impl.history[start:] if self.impl else []
-        return {"records": hist, "error": self.error, "generation": self.generation}
+        return {
+            "records": hist,
+            "error": self.error,
+            "generation": self.generation,
+            "notes": self.notes[note_start:],
+        }

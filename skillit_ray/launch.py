@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import time
 
 from skillit_ray import config as config_mod
 from skillit_ray import rundir
 from skillit_ray.config import Config
-from skillit_ray.errors import TrainingError
+from skillit_ray.errors import Interrupted, TrainingError
+from skillit_ray.interrupt import StopOnSignal
 from skillit_ray.preflight import check_config, check_run
 from skillit_ray.remote import find_cause, policy_ref
 from skillit_ray.rundir import RunIdentity
@@ -59,7 +62,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
             f"skillit-ray: {cfg.run.name}: policy {cfg.policy.name}, "
             f"{len(data.train_skills)} train / {len(data.eval_skills)} eval skills, "
             f"{cfg.train.rounds} rounds x {cfg.train.steps_per_round} steps, "
-            f"{cfg.train.num_workers} worker(s); starting Ray ...",
+            f"{cfg.train.num_workers} worker(s)",
             flush=True,
         )
     meta = RunMeta(
@@ -74,37 +77,55 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     if resume:
         ident = RunIdentity.load(out)
         start = rundir.resume_round(ident, fp, cfg.train.rounds)
-        t0 = ident.t0
+        # Elapsed time, ETA and wall_s count running time: the downtime is left out.
+        before = rundir.running_time(out, start)
+        t0 = time.time() - before.get(start - 1, 0.0)
         if echo:
             print(f"resuming {ident.run_name} at round {start + 1}", flush=True)
     else:
+        before = {}
         ident = RunIdentity.create(cfg, out, t0)
         with open(os.path.join(out, "config.yaml"), "w") as fh:
             fh.write(config_mod.to_yaml(cfg))
     metrics_path = os.path.join(out, "metrics.jsonl")
     if not resume:  # a resume rewrites it once the checkpoint's history is back
         open(metrics_path, "w").close()
-    ensure_ray(cfg)
+    t_ray = time.time()
+    how = ensure_ray(cfg)
+    if echo:
+        print(f"Ray: {how} ({time.time() - t_ray:.1f}s)", flush=True)
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
     coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
         policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx
     )
     try:
         ray.get(coord.ready.remote())  # the policy's round-0 errors surface before training
-        return _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, inputs.datasets, t0)
+        with StopOnSignal(coord, echo) as stop:
+            args = (meta, fp, ident, coord, inputs.datasets, t0, before)
+            summary = _fit(cfg, out, echo, callbacks, *args)
+        if summary.get("interrupted_after") is not None:
+            r = summary["interrupted_after"]
+            raise Interrupted(
+                f"stopped by {signal.Signals(stop.signum or signal.SIGINT).name} after round "
+                f"{r + 1}/{cfg.train.rounds}; its checkpoint is kept. Resume with: "
+                f"skillit-ray run --resume {shlex.quote(out)}",
+                stop.signum or signal.SIGINT,
+            )
+        return summary
     finally:
         ray.kill(coord)
 
 
-def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, datasets, t0) -> dict:
+def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, datasets, t0, before) -> dict:
     import ray
 
     from skillit_ray.trainer import fit, make_trainer
 
     trainer = make_trainer(cfg, meta, fp, ident, coord, datasets, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
-    done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo)
-    rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
+    done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before)
+    step0 = ray.get(coord.step0_eval.remote())
+    rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()), step0)
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
@@ -117,7 +138,7 @@ def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, dataset
             f"{done.stats.stopped}. Stopped; the rounds before it are in {metrics_path}, the "
             f"diverged state in checkpoint {where}"
         )
-    if echo:
+    if echo and summary["interrupted_after"] is None:
         loss = summary["final_mean_eval_loss"]
         print(
             f"done: {len(done.records)} rounds in {summary['wall_s']:.1f}s; final mean eval "

@@ -16,7 +16,10 @@ from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
 
 RUN_FILE = "run.json"
 # What a run directory holds that is worth keeping beside the checkpoints on shared storage.
+# The initial model's evaluation (step 0): the first point of the report's curves.
+STEP0_FILE = "eval_step0.json"
 OUTPUT_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "graph.json")
+OUTPUT_FILES += (STEP0_FILE,)
 
 
 def default_out(cfg: Config) -> str:
@@ -86,8 +89,23 @@ def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
     return meta["round"] + 1
 
 
-def save_outputs(out: str, result, ranks: list[RankRecord]) -> None:
-    """The final model (from the last checkpoint in Ray Train's storage), per-rank records."""
+def running_time(out: str, start: int) -> dict[int, float]:
+    """wall_s (running time since the run started) of the rounds before ``start`` in the run
+    directory's metrics.jsonl: what a resumed run keeps and counts on from."""
+    path = os.path.join(out, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return {r["round"]: float(r.get("wall_s", 0.0)) for r in rows if r["round"] < start}
+
+
+def save_outputs(out: str, result, ranks: list[RankRecord], step0: dict | None = None) -> None:
+    """The final model (from the last checkpoint in Ray Train's storage), per-rank records,
+    the step-0 evaluation (a resumed run keeps the first session's)."""
+    if step0 is not None:
+        with open(os.path.join(out, STEP0_FILE), "w") as fh:
+            json.dump(step0, fh)
     ckpt = result.checkpoint
     if ckpt is not None:
         with ckpt.as_directory() as d:
@@ -140,6 +158,7 @@ def summary(
         "wall_s": time.time() - t0,
         "fit_s": t_done - t_fit,
         "start_round": stats.start_round if stats else 0,
+        "interrupted_after": stats.interrupted_after if stats else None,
     }
     if stats is not None:
         out.update(stats.summary(t_fit, t_done))

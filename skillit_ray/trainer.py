@@ -64,9 +64,18 @@ def make_trainer(
     )
 
 
-def fit(trainer, coord, metrics_path: str, rounds: int, t0: float, echo: bool) -> Fitted:
-    """``trainer.fit()`` with a thread streaming the coordinator's round records meanwhile."""
-    writer = MetricsWriter(coord, metrics_path, rounds, t0, echo)
+def fit(
+    trainer,
+    coord,
+    metrics_path: str,
+    rounds: int,
+    t0: float,
+    echo: bool,
+    before: dict[int, float] | None = None,
+) -> Fitted:
+    """``trainer.fit()`` with a thread streaming the coordinator's round records meanwhile
+    (``before``: running time of the rounds a resumed run keeps)."""
+    writer = MetricsWriter(coord, metrics_path, rounds, t0, echo, before)
     writer.start()
     t_fit = time.time()
     fitted = False
