@@ -160,7 +160,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from skillit_ray import cluster, config
+    from skillit_ray import cluster, config, rundir
     from skillit_ray.tune import SweepSpec, parse_param, preflight, sweep
 
     cfg = config.load(args.config, args.set)
@@ -181,9 +181,10 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         sw.scheduler == "asha",
         sw.budget_steps,
     )
-    preflight(spec)  # every trial's config, data, model and policy, before Ray starts
-    cluster.ensure_ray(cfg)
     out = args.out or os.path.join("runs", f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = rundir.resolve_out(out, cfg)
+    preflight(spec)  # every trial's config, data, model and policy, before Ray starts
+    print(f"Ray: {cluster.ensure_ray(cfg)}", flush=True)
     sweep(spec, out, echo=True)
 
 

@@ -9,6 +9,7 @@ import signal
 import threading
 
 from skillit_ray.config import Config
+from skillit_ray.errors import ClusterError
 
 LOCAL_ENV = {
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
@@ -79,7 +80,10 @@ def ensure_ray(cfg: Config) -> str:
     # Logical headroom: Ray Data tasks need a whole free CPU beside the training workers.
     cpus = max(os.cpu_count() or 1, t.num_workers * t.cpus_per_worker) + 2
     with _services_ignore_sigint():
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+        try:
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+        except Exception as exc:  # Ray's own start-up failure, e.g. on an overloaded machine
+            raise ClusterError(f"Ray could not start a local cluster: {exc}") from None
     _start_reaper()
     return f"started a local cluster with {cpus} CPUs"
 

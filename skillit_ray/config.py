@@ -282,8 +282,11 @@ def load(path: str, overrides: list[str] | None = None) -> Config:
     try:
         with open(path) as fh:
             raw = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: what is wrong, and where
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {what}") from None
     cfg = from_dict(raw, where=path)
     apply_overrides(cfg, overrides or [])
     base = os.path.dirname(os.path.abspath(path))

@@ -35,3 +35,7 @@ class Interrupted(SkillitError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class ClusterError(SkillitError):
+    """Ray could not be started or joined."""

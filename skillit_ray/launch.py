@@ -48,7 +48,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     from skillit_ray.train.loop import RunMeta
 
     t0 = time.time()
-    out = os.path.abspath(out or cfg.run.out or rundir.default_out(cfg))
+    out = rundir.resolve_out(out or cfg.run.out, cfg)
     if resume:
         rundir.require_run_dir(out)
     os.makedirs(out, exist_ok=True)

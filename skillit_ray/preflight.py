@@ -24,7 +24,12 @@ from skillit_ray.policy import build_policy
 def check_config(cfg: Config) -> None:
     """What needs neither data nor Ray (milliseconds): the policy's name and parameters, the
     model's preset or folder."""
-    build_policy(cfg.policy.name, cfg.policy.params)
+    policy = build_policy(cfg.policy.name, cfg.policy.params)
+    graph = getattr(policy.config, "graph", None)
+    if isinstance(graph, str) and graph != "learn":  # a graph file: readable, well-formed
+        from skillit_ray.graph import SkillsGraph
+
+        SkillsGraph.load(graph)
     _check_model_source(cfg)
 
 

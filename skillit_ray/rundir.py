@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from skillit_ray import config as config_mod
 from skillit_ray.config import Config
-from skillit_ray.errors import CheckpointError
+from skillit_ray.errors import CheckpointError, ConfigError
 from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
 
 RUN_FILE = "run.json"
@@ -24,6 +24,28 @@ OUTPUT_FILES += (STEP0_FILE,)
 
 def default_out(cfg: Config) -> str:
     return os.path.join("runs", f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+# Set in the entrypoint of a job started with `ray job submit` (Ray's job supervisor).
+JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def resolve_out(out: str | None, cfg: Config, what: str = "--out") -> str:
+    """The run directory, absolute. Inside a submitted job the working directory is Ray's
+    temporary copy of --working-dir, deleted with the job's session: a relative directory is
+    placed under a local run.storage_path, else refused, saying what to pass."""
+    out = out or default_out(cfg)
+    if os.path.isabs(out) or JOB_ENV not in os.environ:
+        return os.path.abspath(out)
+    storage = cfg.run.storage_path
+    if storage and "://" not in storage and os.path.isabs(storage):
+        return os.path.join(storage, out)
+    raise ConfigError(
+        f"{what} '{out}' is relative, and inside `ray job submit` it would land in Ray's "
+        "temporary copy of the working directory, which is deleted with the job; pass an "
+        "absolute path (e.g. --out /shared/runs/NAME) or set run.storage_path to an "
+        "absolute local path (relative run directories are then placed under it)"
+    )
 
 
 @dataclass(frozen=True)
