@@ -30,7 +30,6 @@ import yaml  # noqa: E402
 from skillit_ray import cli  # noqa: E402
 
 LEGO = os.path.join(ROOT, "experiments", "lego_pt.yaml")
-ADDITION_GRAPH = os.path.join(ROOT, "experiments", "graphs", "addition_paper.json")
 
 
 @dataclass
@@ -113,8 +112,19 @@ def cases(w: str) -> list[Case]:
         ),
         Case(
             "graph of other skills",
-            run(f"policy.params.graph={ADDITION_GRAPH}"),
-            "has no train skill(s) ['lego/depth1'",
+            ["run", "{w}/r.yaml"],
+            "has no train skill(s) ['a', 'b']; it has ['x', 'y']",
+            files={
+                "r.yaml": tiny(w, policy={"name": "skillit", "params": {"graph": f"{w}/g.json"}}),
+                "g.json": json.dumps(
+                    {
+                        "train_skills": ["x", "y"],
+                        "eval_skills": ["x", "y"],
+                        "matrix": [[1, 0], [0, 1]],
+                    }
+                ),
+                **own,
+            },
         ),
         Case("model preset", run("model.preset=gpt9"), "model.preset: unknown 'gpt9'"),
         Case("model path", run("model.path={w}/nomodel"), "model.path '{w}/nomodel': no such"),
