@@ -4,6 +4,7 @@ driver (metrics.jsonl and one printed line per round)."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -80,7 +81,7 @@ def fit(
     t_fit = time.time()
     fitted = False
     try:
-        result = trainer.fit()
+        result = _fit_off_main_thread(trainer)
         fitted = True
     finally:
         writer.stop_event.set()
@@ -91,3 +92,25 @@ def fit(
     t_done = time.time()
     writer.poll(0.0)
     return Fitted(result, writer.records, result.return_value, t_fit, t_done)
+
+
+def _fit_off_main_thread(trainer):
+    """``trainer.fit()`` in a thread while the main thread waits. Ray Train registers its own
+    SIGINT handler (abort the run at once) when fit() runs in the main thread; from another
+    thread it does not, so ours (``interrupt.StopOnSignal``: stop at the round boundary, keep
+    the checkpoint) stays in charge."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except BaseException as exc:  # handed to the main thread as it is
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="skillit-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # short waits: signal handlers run in the main thread between them
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
