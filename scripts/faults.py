@@ -84,7 +84,9 @@ class Killer(threading.Thread):
                     import ray
 
                     ident = rundir.RunIdentity.load(self.out)
-                    ray.kill(ray.get_actor(f"skillit-coordinator-{ident.run_name}"))
+                    ray.kill(
+                        ray.get_actor(f"skillit-coordinator-{ident.run_name}"), no_restart=False
+                    )
                     self.killed.append(-1)
                 return
             time.sleep(0.02)
