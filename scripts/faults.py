@@ -161,6 +161,17 @@ def _wait_for_round(proc: subprocess.Popen, out: str, after: int, log: str) -> N
         time.sleep(0.05)
 
 
+def _console_ok(text: str) -> None:
+    """One line per start-up phase, each round once, no line of Ray's own."""
+    lines = text.splitlines()
+    for phase in ("Ray: ", "workers: ", "model: ", "data: "):
+        assert any(x.startswith(phase) for x in lines), f"no '{phase}' line:\n{text[-2000:]}"
+    rounds = [x.split()[1] for x in lines if x.startswith("round ")]
+    assert len(rounds) == len(set(rounds)), f"a round printed twice: {rounds}"
+    leaked = [x for x in lines if "(raylet)" in x or x.startswith(("INFO", "WARNING", "(pid="))]
+    assert not leaked, f"Ray's own lines on the console: {leaked[:3]}"
+
+
 def ctrl_c_and_driver_kill(cache: str, work: str) -> str:
     out = os.path.join(work, "signals")
     recipe_path = os.path.join(work, "signals.yaml")
@@ -176,6 +187,7 @@ def ctrl_c_and_driver_kill(cache: str, work: str) -> str:
     assert f"skillit-ray run --resume {out}" in text, text[-2000:]
     assert "Traceback" not in text, text[-3000:]
     stopped = latest_round(out)
+    _console_ok(text)
     left = _gone(_session_of(proc.pid), 30)
     assert not left, f"Ctrl-C left Ray processes {left}"
 
@@ -192,7 +204,11 @@ def ctrl_c_and_driver_kill(cache: str, work: str) -> str:
 
     log = os.path.join(work, "resume.log")
     rc = _cli(["run", "--resume", out], log).wait(timeout=600)
-    assert rc == 0, f"second resume: exit {rc}: {open(log).read()[-2000:]}"
+    text = open(log).read()
+    assert rc == 0, f"second resume: exit {rc}: {text[-2000:]}"
+    _console_ok(text)
+    shown = [int(x.split()[1].split("/")[0]) for x in text.splitlines() if x.startswith("round ")]
+    assert shown and min(shown) > 4 - 1, f"the resume printed rounds it did not train: {shown}"
     check_golden("skillit_5_rounds", out)
     return f"stopped after round {stopped + 1}; killed driver's cluster gone in {gone_s:.1f}s"
 

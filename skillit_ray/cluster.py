@@ -61,6 +61,8 @@ def ensure_ray(cfg: Config) -> str:
     if not cfg.run.ray_logs:  # Ray Data logs each execution at INFO on the driver
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    if not cfg.run.ray_logs:
+        _quiet_raylet_messages()
     if ray.is_initialized():
         return "running already"
     for key, value in LOCAL_ENV.items():
@@ -86,6 +88,24 @@ def ensure_ray(cfg: Config) -> str:
             raise ClusterError(f"Ray could not start a local cluster: {exc}") from None
     _start_reaper()
     return f"started a local cluster with {cpus} CPUs"
+
+
+def _quiet_raylet_messages() -> None:
+    """Ray's driver prints the raylet's messages ("A worker died ...", "N PYTHON worker
+    processes have been started ...") whatever log_to_driver says: its error-listener thread
+    calls ``ray._private.worker.print_to_stdstream``. That thread looks the function up when it
+    prints, so wrapping it drops those lines (run.ray_logs: true keeps them); a failure that
+    matters reaches the user as the run's own error."""
+    from ray._private import worker
+
+    show = getattr(worker.print_to_stdstream, "__wrapped__", worker.print_to_stdstream)
+
+    def print_to_stdstream(data, ignore_prefix: bool):
+        if data.get("pid") != "raylet":
+            show(data, ignore_prefix)
+
+    print_to_stdstream.__wrapped__ = show
+    worker.print_to_stdstream = print_to_stdstream
 
 
 @contextlib.contextmanager
