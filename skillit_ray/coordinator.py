@@ -203,13 +203,6 @@ class Coordinator:
             self.notes.append(text)
             self.cond.notify_all()
 
-    async def set_step0_eval(self, checkpoint: dict) -> None:
-        """The initial model's evaluation ({"step": 0, "loss", "acc"}), for the report."""
-        self.step0 = checkpoint
-
-    async def step0_eval(self) -> dict | None:
-        return getattr(self, "step0", None)
-
     async def request_stop(self) -> None:
         """Stop at the next round boundary (the driver got SIGINT or SIGTERM)."""
         self.stop_requested = True

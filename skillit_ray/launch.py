@@ -124,8 +124,7 @@ def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, datasets, t0, before
     trainer = make_trainer(cfg, meta, fp, ident, coord, datasets, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
     done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before)
-    step0 = ray.get(coord.step0_eval.remote())
-    rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()), step0)
+    rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)

@@ -48,7 +48,7 @@ def load_run(path: str) -> RunData:
     if not rows:
         raise DataError(f"{metrics}: no finished rounds to report")
     summary = _json_or_none(os.path.join(path, "summary.json")) or {}
-    step0 = _json_or_none(os.path.join(path, "eval_step0.json"))
+    step0 = _step0(path, cfg)
     return RunData(
         path,
         cfg["policy"]["name"],
@@ -59,6 +59,36 @@ def load_run(path: str) -> RunData:
         list(rows[0].mixture.skills),
         step0,
     )
+
+
+STEP0_FILE = "eval_step0.json"
+
+
+def _step0(run_dir: str, raw: dict) -> dict | None:
+    """The initial model's evaluation ({"step": 0, "loss", "acc"}): the first point of the
+    curves. Computed here, on the run's own config and data (the same seeded model the workers
+    start from), and kept in the run directory; None when the data is not at hand. Training
+    never computes it: an extra evaluation before round 0 moved the run's numbers in the 7th
+    digit (memory layout), and the golden runs must stay bit-identical."""
+    path = os.path.join(run_dir, STEP0_FILE)
+    found = _json_or_none(path)
+    if found is not None:
+        return found
+    from skillit_ray import config
+    from skillit_ray.context import initial_eval
+    from skillit_ray.data.prepare import prepare
+    from skillit_ray.errors import SkillitError
+
+    try:
+        cfg = config.from_dict(raw)
+        config.validate(cfg)
+        loss, acc = initial_eval(cfg, prepare(cfg))
+    except (SkillitError, OSError, ValueError, KeyError):
+        return None
+    step0 = {"step": 0, "loss": loss, "acc": acc}
+    with open(path, "w") as fh:
+        json.dump(step0, fh)
+    return step0
 
 
 def _json_or_none(path: str):

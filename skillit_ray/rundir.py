@@ -16,10 +16,7 @@ from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
 
 RUN_FILE = "run.json"
 # What a run directory holds that is worth keeping beside the checkpoints on shared storage.
-# The initial model's evaluation (step 0): the first point of the report's curves.
-STEP0_FILE = "eval_step0.json"
 OUTPUT_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "graph.json")
-OUTPUT_FILES += (STEP0_FILE,)
 
 
 def default_out(cfg: Config) -> str:
@@ -122,12 +119,8 @@ def running_time(out: str, start: int) -> dict[int, float]:
     return {r["round"]: float(r.get("wall_s", 0.0)) for r in rows if r["round"] < start}
 
 
-def save_outputs(out: str, result, ranks: list[RankRecord], step0: dict | None = None) -> None:
-    """The final model (from the last checkpoint in Ray Train's storage), per-rank records,
-    the step-0 evaluation (a resumed run keeps the first session's)."""
-    if step0 is not None:
-        with open(os.path.join(out, STEP0_FILE), "w") as fh:
-            json.dump(step0, fh)
+def save_outputs(out: str, result, ranks: list[RankRecord]) -> None:
+    """The final model (from the last checkpoint in Ray Train's storage), per-rank records."""
     ckpt = result.checkpoint
     if ckpt is not None:
         with ckpt.as_directory() as d:

@@ -329,12 +329,6 @@ class Worker:
     def run(self) -> WorkerStats:
         t_loop = time.time()
         mix = self._start()
-        if self.start_round == 0 and self.cfg.train.log_eval:
-            # Step 0 for the report's curves; evaluation draws no random numbers, so the run's
-            # numbers are those it has without it.
-            first = self._eval()
-            if self.rank == 0:
-                ray.get(self.coord.set_step0_eval.remote(first))
         t, train_s, stopped, interrupted = self.cfg.train, 0.0, None, None
         for r in range(self.start_round, t.rounds):
             # Every rank computes the same plan from (seed, round): no talking needed.
