@@ -30,7 +30,7 @@ from skillit_ray import config as config_mod
 from skillit_ray import launch
 from skillit_ray.data.plan import make_plan
 from skillit_ray.data.prepare import prepare
-from skillit_ray.data.store import SkillSampler
+from skillit_ray.data.stream import SkillSampler
 from skillit_ray.model import build_model
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, step
@@ -43,7 +43,8 @@ def train_block(model, opt, sched, store, sampler, skills, probs, n, t, r, lo, d
     plan = make_plan(np.asarray(probs), t.steps_per_round, t.batch_size, t.seed, r)
     cuda = device.type == "cuda"
     for s in range(lo, lo + n):
-        ids, mask, _ = batch(store, skills, plan.slots[s], sampler.take)
+        take = lambda skill, c: store.gather(skill, sampler.take(skill, c))  # noqa: E731
+        ids, mask, _ = batch(skills, plan.slots[s], take)
         ids, mask = (torch.from_numpy(a).to(device, non_blocking=cuda) for a in (ids, mask))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             step(model, opt, sched, ids, mask, t.grad_clip)
@@ -64,7 +65,8 @@ def plain_run(cfg, mixtures: list[np.ndarray]) -> dict:
     model = build_model(cfg.model, data.vocab_size, data.max_len).to(device)
     opt = build_optimizer(model, float(t.lr), t.weight_decay)
     sched = build_scheduler(opt, t.warmup_steps, cfg.total_steps)
-    sampler = SkillSampler({s: train.rows(s) for s in data.train_skills}, t.seed, 0)
+    # The cache's rows held in memory, drawn in the Ray run's order (rank 0 of 1).
+    sampler = SkillSampler(train.sizes, t.seed, 0)
     train_s = eval_s = 0.0
     for r, probs in enumerate(mixtures):
         # Train in eval_every blocks so evaluation happens where the Ray run evaluates.

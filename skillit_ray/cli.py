@@ -39,6 +39,27 @@ def _cmd_run(args: argparse.Namespace) -> None:
     launch.run(cfg, out=out, echo=not args.quiet, resume=resume)
 
 
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from skillit_ray import cluster, config
+    from skillit_ray.data.prepare import prepare
+
+    cfg = config.load(args.config, args.set)
+    if args.out:
+        cfg.data.token_cache = args.out
+    data = prepare(cfg)
+    cluster.ensure_ray(cfg)
+    cache = data.cache(echo=True)
+    for split in ("train", "eval"):
+        c = cache.counts(split)
+        print(
+            f"  {split:<5} {c.rows} rows: {c.read} tokens read, {c.kept} kept, "
+            f"{c.dropped} dropped, {c.padding} padding"
+        )
+    print(f"token cache {cache.root} (fingerprint {cache.fingerprint})")
+    if args.out:
+        print(f"train from it with --set data.token_cache={args.out}")
+
+
 def _cmd_data(args: argparse.Namespace) -> None:
     from skillit_ray.data import generators
 
@@ -389,6 +410,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run directory (default runs/<name>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no per-round lines")
     run.set_defaults(func=_cmd_run)
+    prep = sub.add_parser("prepare", help="tokenize a recipe's data into its token cache")
+    prep.add_argument("config", help="YAML recipe whose data to tokenize")
+    prep.add_argument("--out", default=None, help="cache folder or URI (data.token_cache)")
+    prep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set data.max_length=64",
+    )
+    prep.set_defaults(func=_cmd_prepare)
     rep = sub.add_parser("report", help="HTML page + PNGs for one run or many (by policy)")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (--out of run)")
     rep.add_argument("--out", default=None, help="report directory (default RUN_DIR/report)")

@@ -142,3 +142,21 @@ def _start_reaper() -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def require_shared_storage(storage_path: str | None, nodes: list[dict], what: str) -> None:
+    """On a cluster of more than one node, checkpoints need a folder every node can reach.
+
+    Without ``run.storage_path`` Ray Train writes checkpoints under the run directory on each
+    worker's own disk: a worker on another node writes where the driver never looks, and the
+    run would fail at its first checkpoint, or resume from nothing after a lost node. ``nodes``
+    is ``ray.nodes()``."""
+    alive = [n for n in nodes if n.get("Alive")]
+    if len(alive) > 1 and not storage_path:
+        from skillit_ray.errors import ConfigError
+
+        raise ConfigError(
+            f"this Ray cluster has {len(alive)} nodes, and {what} writes checkpoints that every "
+            "node must reach: set run.storage_path to a folder all nodes share (an NFS mount) "
+            "or a URI (s3://..., gs://...), e.g. --set run.storage_path=/shared/skillit"
+        )

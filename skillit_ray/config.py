@@ -45,13 +45,25 @@ class DataConfig:
         "one the data's manifest names, if any (the sources corpus trains its own).",
     )
     max_length: int | None = _f(
-        None, "Rows are truncated/padded to this many tokens; None: the manifest's value or 128."
+        None,
+        "Tokens per training row (packed text is cut, other rows padded; a longer row keeps "
+        "its last tokens, counted as dropped); None: the manifest's value or 128.",
+    )
+    packing: bool = _f(
+        True,
+        "Pack `text` documents (joined with EOS) into max_length rows; rows with a loss_mask "
+        "are always padded.",
+    )
+    token_cache: str | None = _f(
+        None,
+        "Folder or pyarrow filesystem URI of the token cache (`skillit-ray prepare`); None: "
+        "under cache_dir/tokens, named by the sources and settings. Built on first use.",
     )
     memory_budget_mb: float | None = _f(
         None,
-        "Per-worker memory for each split's token arrays; a larger split spills to "
-        "files in a temporary directory, read row by row, and the data's blocks are capped "
-        "at an eighth of it. None: everything in memory, Ray Data's block size.",
+        "Per-worker memory for the eval split's rows: over it, each evaluation streams them "
+        "from the token cache instead of holding them; also caps Ray Data's blocks when the "
+        "cache is built (an eighth of it). None: eval rows held in memory.",
     )
     train_skills: list | None = _f(None, "Train skills to use; None: every skill in the data.")
     eval_skills: list | None = _f(None, "Eval skills to measure; None: every skill in eval data.")

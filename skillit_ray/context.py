@@ -3,8 +3,8 @@ mixture, computed once into a frozen ``PolicyContext`` that the coordinator is b
 
 - ``initial_loss``: the initial model's per-skill eval loss. The model is built exactly as the
   workers build it (same seed, same config, same thread count), so the numbers are theirs.
-- ``difficulty``: each train row's loss under the initial model, by Ray Data batch inference;
-  the scored train dataset then feeds training (workers filter rows by it).
+- ``difficulty``: each train row's loss under the initial model, by Ray Data batch inference
+  over the token cache; the per-row scores go to the workers (they filter rows by them).
 - ``graph``: the skills graph, learned by ``graph_learning`` with the ``graph`` config section
   (saved as ``graph.json`` in the run directory; a resumed run reuses that file).
 """
@@ -23,11 +23,11 @@ GRAPH_FILE = "graph.json"
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What training starts from: the complete policy context and the datasets (the train
-    split carries a difficulty column when the policy needs one)."""
+    """What training starts from: the complete policy context and, when the policy filters
+    rows by difficulty, every train row's score (per skill, in the cache's row order)."""
 
     ctx: PolicyContext
-    datasets: dict
+    difficulty: dict | None = None
 
 
 def initial_eval_loss(cfg: Config, data: PreparedData) -> dict[str, float]:
@@ -56,11 +56,12 @@ def initial_eval(cfg: Config, data: PreparedData) -> tuple[dict, dict]:
     return loss, acc
 
 
-def _difficulty(cfg: Config, data: PreparedData, train_ds):
+def _difficulty(cfg: Config, data: PreparedData):
     from skillit_ray.train.difficulty import score, summarize
 
     scored = score(
-        train_ds,
+        data.cache(),
+        data.train_skills,
         cfg.model,
         data.vocab_size,
         data.max_len,
@@ -70,7 +71,7 @@ def _difficulty(cfg: Config, data: PreparedData, train_ds):
     return scored, summarize(scored)
 
 
-def _graph(cfg: Config, data: PreparedData, datasets: dict, out: str, resume: bool, echo: bool):
+def _graph(cfg: Config, data: PreparedData, out: str, resume: bool, echo: bool):
     """The graph this run learned before it stopped (a resume), or a newly learned one."""
     from skillit_ray.graph import SkillsGraph
     from skillit_ray.graph_learning import learn
@@ -78,7 +79,7 @@ def _graph(cfg: Config, data: PreparedData, datasets: dict, out: str, resume: bo
     path = os.path.join(out, GRAPH_FILE)
     if resume and os.path.exists(path):
         return SkillsGraph.load(path)
-    graph = learn(cfg, cfg.graph, echo, data=data, datasets=datasets)
+    graph = learn(cfg, cfg.graph, echo, data=data)
     graph.save(path)
     return graph
 
@@ -87,14 +88,14 @@ def prepare_inputs(
     cfg: Config, data: PreparedData, needs: frozenset[str], out: str, resume: bool, echo: bool
 ) -> RunInputs:
     """Compute what ``needs`` names (and nothing else); Ray is running (``cluster``)."""
-    datasets = data.datasets(cfg.data.budget)
-    initial_loss = difficulty = graph = None
+    data.cache(echo)  # made on first use, reused while its fingerprint matches
+    initial_loss = difficulty = graph = rows = None
     if "initial_loss" in needs:
         initial_loss = initial_eval_loss(cfg, data)
     if "difficulty" in needs:
-        datasets["train"], difficulty = _difficulty(cfg, data, datasets["train"])
+        rows, difficulty = _difficulty(cfg, data)
     if "graph" in needs:
-        graph = _graph(cfg, data, datasets, out, resume, echo)
+        graph = _graph(cfg, data, out, resume, echo)
     t = cfg.train
     ctx = PolicyContext(
         data.train_skills,
@@ -109,4 +110,4 @@ def prepare_inputs(
         difficulty,
         graph,
     )
-    return RunInputs(ctx, datasets)
+    return RunInputs(ctx, rows)

@@ -45,12 +45,12 @@ def plan_runs(method: str, train: tuple, eval_: tuple, seeds: int) -> list[Ablat
     return runs
 
 
-def _run_ablation(spec: dict, run: Ablation, model_state, train_store, eval_store) -> dict:
+def _run_ablation(spec: dict, run: Ablation, model_state, cache, eval_store) -> dict:
     """Train a copy of the starting model for H steps on the run's skills; eval every skill."""
     import torch
 
     from skillit_ray.config import ModelConfig
-    from skillit_ray.data.store import SkillSampler
+    from skillit_ray.data.stream import SkillStreams
     from skillit_ray.model import build_model
     from skillit_ray.train.evaluate import evaluate
     from skillit_ray.train.local import train_round
@@ -63,15 +63,14 @@ def _run_ablation(spec: dict, run: Ablation, model_state, train_store, eval_stor
     model.load_state_dict(model_state)
     model.train()
     opt = build_optimizer(model, spec["lr"], spec["weight_decay"])
-    skills = train_store.skills
+    skills = tuple(spec["train_skills"])
     probs = np.array([1.0 if s in run.skills else 0.0 for s in skills])
-    sampler = SkillSampler({s: train_store.rows(s) for s in skills}, run.seed)
+    streams = SkillStreams(cache, skills, run.seed)  # reads only the shards it draws from
     train_round(
         model,
         opt,
         None,
-        train_store,
-        sampler,
+        streams,
         skills,
         probs / probs.sum(),
         spec["steps"],
@@ -136,18 +135,15 @@ def learn(
     g: GraphLearnConfig,
     echo: bool = True,
     data: PreparedData | None = None,
-    datasets: dict | None = None,
 ) -> SkillsGraph:
     """Run the ablations on the Ray cluster (``cluster.ensure_ray`` first) and build the
-    graph; ``data``/``datasets``: the run's own, when a run learns its graph before round 0."""
+    graph; ``data``: the run's own, when a run learns its graph before round 0. Every
+    ablation reads the one token cache (made here on first use)."""
     from skillit_ray.data.prepare import prepare
-    from skillit_ray.data.store import SkillStore
 
     data = data or prepare(cfg)
-    datasets = datasets or data.datasets(cfg.data.budget)
-    batches = lambda ds: ds.iter_batches(batch_size=4096, batch_format="numpy")  # noqa: E731
-    train_store = SkillStore.from_batches(batches(datasets["train"]), data.train_skills, "train")
-    eval_store = SkillStore.from_batches(batches(datasets["eval"]), data.eval_skills, "eval")
+    cache = data.cache(echo)
+    eval_store = data.local_store("eval")  # held in memory, put once in the object store
     t = cfg.train
     spec = {
         "model": asdict(cfg.model),
@@ -160,11 +156,12 @@ def learn(
         "batch_size": t.batch_size,
         "eval_batch_size": t.eval_batch_size,
         "seed": t.seed,
+        "train_skills": list(data.train_skills),
     }
     states, base = _start_states(spec, g.seeds, eval_store)
     runs = plan_runs(g.method, data.train_skills, data.eval_skills, g.seeds)
     t0 = time.time()
-    results = _execute(spec, runs, states, train_store, eval_store, g.max_parallel, echo)
+    results = _execute(spec, runs, states, cache, eval_store, g.max_parallel, echo)
     ablation_s = time.time() - t0
     per_seed = []
     for seed in range(g.seeds):
@@ -204,19 +201,19 @@ def learn(
     return SkillsGraph(data.train_skills, data.eval_skills, stack.mean(0), stack.std(0), prov)
 
 
-def _execute(spec, runs, states, train_store, eval_store, max_parallel, echo) -> dict:
+def _execute(spec, runs, states, cache, eval_store, max_parallel, echo) -> dict:
     """Submit the runs as Ray tasks, at most max_parallel at once, with a progress line."""
     import ray
 
     task = ray.remote(num_cpus=1)(_run_ablation)
     state_refs = [ray.put(s) for s in states]
-    train_ref, eval_ref = ray.put(train_store), ray.put(eval_store)
+    eval_ref = ray.put(eval_store)
     pending, results, queue, t0 = {}, {}, list(runs), time.time()
     limit = max_parallel or len(runs)
     while queue or pending:
         while queue and len(pending) < limit:
             run = queue.pop(0)
-            ref = task.remote(spec, run, state_refs[run.seed], train_ref, eval_ref)
+            ref = task.remote(spec, run, state_refs[run.seed], cache, eval_ref)
             pending[ref] = run
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:

@@ -41,9 +41,10 @@ def run(
 def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool) -> dict:
     import ray
 
-    from skillit_ray.cluster import ensure_ray
+    from skillit_ray.cluster import ensure_ray, require_shared_storage
     from skillit_ray.context import prepare_inputs
     from skillit_ray.coordinator import Coordinator
+    from skillit_ray.data.cache import data_fingerprint
     from skillit_ray.data.prepare import prepare
     from skillit_ray.train.loop import RunMeta
 
@@ -72,6 +73,8 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
         data.max_len,
         data.with_accuracy,
         tuple(sorted(needs)),
+        data.cache_root,
+        data_fingerprint(data),
     )
     fp = checkpoint.fingerprint(cfg, meta)
     if resume:
@@ -94,6 +97,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     how = ensure_ray(cfg)
     if echo:
         print(f"Ray: {how} ({time.time() - t_ray:.1f}s)", flush=True)
+    require_shared_storage(cfg.run.storage_path, ray.nodes(), "a run")
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
     coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
         policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx
@@ -101,7 +105,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     try:
         ray.get(coord.ready.remote())  # the policy's round-0 errors surface before training
         with StopOnSignal(coord, echo) as stop:
-            args = (meta, fp, ident, coord, inputs.datasets, t0, before)
+            args = (meta, fp, ident, coord, inputs.difficulty, t0, before)
             summary = _fit(cfg, out, echo, callbacks, *args)
         if summary.get("interrupted_after") is not None:
             r = summary["interrupted_after"]
@@ -116,16 +120,18 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
         ray.kill(coord)
 
 
-def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, datasets, t0, before) -> dict:
+def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, difficulty, t0, before) -> dict:
     import ray
 
+    from skillit_ray.data.cache import token_summary
     from skillit_ray.trainer import fit, make_trainer
 
-    trainer = make_trainer(cfg, meta, fp, ident, coord, datasets, callbacks)
+    trainer = make_trainer(cfg, meta, fp, ident, coord, difficulty, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
     done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before)
     rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
+    summary["tokens"] = token_summary(meta.cache, done.stats)
     with open(os.path.join(out, "summary.json"), "w") as fh:
         json.dump(summary, fh, indent=1)
     if cfg.run.storage_path:  # a multi-node run keeps its outputs beside its checkpoints

@@ -106,9 +106,10 @@ class WorkerStats:
 
     t_enter: float  #: the loop function started
     t_model: float  #: model built (and restored)
-    t_train_drained: float
-    t_loop: float  #: stores drained, rounds about to start
+    t_train_drained: float  #: the train streams opened (no drain: the cache is read lazily)
+    t_loop: float  #: streams open, rounds about to start
     t_end: float
+    t_first_step: float | None  #: this process's first optimizer step done
     drain_s: float
     train_s: float
     train_samples_per_s: float
@@ -118,7 +119,8 @@ class WorkerStats:
     peak_rss_mb: float | None
     rss_after_drain_mb: dict[str, float | None]
     peak_rss_by_phase_mb: dict[str, float | None]
-    spilled: bool
+    eval_streamed: bool  #: under a memory budget, each evaluation streams its rows
+    tokens_trained: int  #: loss tokens of every step's global batch (this run's steps)
     device: str
     process_group: str | None
     #: the round after which the run stopped on SIGINT/SIGTERM (checkpointed), else None
@@ -133,6 +135,9 @@ class WorkerStats:
             "model_s": self.t_model - self.t_enter,
             "drain_train_s": self.t_train_drained - self.t_model,
             "drain_s": self.drain_s,
+            "model_to_first_step_s": (
+                None if self.t_first_step is None else self.t_first_step - self.t_model
+            ),
             "teardown_s": t_done - self.t_end,
             "train_s": self.train_s,
             "train_samples_per_s": self.train_samples_per_s,
@@ -140,7 +145,8 @@ class WorkerStats:
             "worker_peak_rss_mb": self.peak_rss_mb,
             "worker_rss_after_drain_mb": self.rss_after_drain_mb,
             "worker_peak_rss_by_phase_mb": self.peak_rss_by_phase_mb,
-            "train_store_spilled": self.spilled,
+            "eval_streamed": self.eval_streamed,
+            "tokens_trained": self.tokens_trained,
             "device": self.device,
             "process_group": self.process_group,
         }

@@ -32,9 +32,10 @@ def make_trainer(
     fingerprint: dict,
     ident: RunIdentity,
     coord,
-    datasets: dict,
+    difficulty: dict | None,
     callbacks: list,
 ):
+    import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -48,6 +49,8 @@ def make_trainer(
             "meta": asdict(meta),
             "coordinator": coord,
             "fingerprint": fingerprint,
+            # Per-row scores, once in the object store (workers read the token cache itself).
+            "difficulty": None if difficulty is None else ray.put(difficulty),
         },
         scaling_config=ScalingConfig(
             num_workers=t.num_workers,
@@ -61,7 +64,6 @@ def make_trainer(
             checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints),
             failure_config=FailureConfig(max_failures=t.max_failures),
         ),
-        datasets=datasets,
     )
 
 

@@ -203,6 +203,18 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
     workers = base.train.num_workers * base.train.cpus_per_worker
     import ray
 
+    from skillit_ray.cluster import require_shared_storage
+
+    require_shared_storage(base.run.storage_path, ray.nodes(), "a sweep")
+    shared = base.run.storage_path
+    if shared and "://" not in shared:  # Tune takes an absolute path or a URI
+        shared = os.path.abspath(shared)
+    from skillit_ray.data.prepare import prepare
+
+    # One token cache for the whole sweep: trials find it made (a trial that changes the
+    # data settings makes its own).
+    prepare(base).cache(echo)
+
     cpus = int(ray.cluster_resources().get("CPU", 1))
     # Each trial holds 0.01 CPU plus its workers'; one whole CPU must stay free for Ray Data
     # tasks, or the trials' pipelines starve and every trial hangs (docs/decisions.md).
@@ -227,8 +239,9 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
             max_concurrent_trials=concurrent,
         ),
         run_config=tune.RunConfig(
-            name="tune",
-            storage_path=os.path.join(out, "ray"),
+            # on shared storage, a name per sweep: a reused name resumes the old experiment
+            name=f"tune-{os.path.basename(out)}" if shared else "tune",
+            storage_path=shared or os.path.join(out, "ray"),
             verbose=0,
             callbacks=[_progress(count_trials(spec), spec.metric)] if echo else [],
         ),

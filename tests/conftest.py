@@ -11,6 +11,9 @@ os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
 
 import sys  # noqa: E402
 
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
 from skillit_ray.cluster import forget_dead_cluster  # noqa: E402
@@ -186,3 +189,56 @@ def ray_head(tmp_path):
         # ...but leaves Ray's newest-cluster pointer naming it: every later fit() would spend
         # 12 s of teardown asking a dead address about its controller (cluster.py).
         forget_dead_cluster()
+
+
+@pytest.fixture
+def word_tokenizer(tmp_path):
+    """A real local Hugging Face tokenizer (word level), built offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "hola", "hello", "world", "mundo", "que", "what"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+    out = tmp_path / "tok"
+    fast.save_pretrained(str(out))
+    return str(out)
+
+
+def token_rows(n: int, skill: str, seed: int, max_len: int = 9) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        length = int(rng.integers(2, max_len + 1))
+        mask = [0] * (length - 1) + [1]
+        rows.append(
+            {"skill": skill, "input_ids": rng.integers(1, 50, length).tolist(), "loss_mask": mask}
+        )
+    return rows
+
+
+def write_split(folder, rows_by_file: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in rows_by_file.items():
+        pq.write_table(pa.Table.from_pylist(rows), folder / name)
+
+
+@pytest.fixture
+def token_data(tmp_path):
+    """Two skills over two files (a:110 rows, b/c:45), eval 20 rows each; max_length 8."""
+    train = {
+        "0.parquet": token_rows(60, "a", 0) + token_rows(25, "b/c", 1),
+        "1.parquet": token_rows(50, "a", 2) + token_rows(20, "b/c", 3),
+    }
+    write_split(tmp_path / "train", train)
+    write_split(tmp_path / "val", {"0.parquet": token_rows(20, "a", 4) + token_rows(20, "b/c", 5)})
+    raw = {
+        "data": {
+            "train": str(tmp_path / "train"),
+            "eval": str(tmp_path / "val"),
+            "cache_dir": str(tmp_path / "cache"),
+            "max_length": 8,
+        }
+    }
+    return raw, [r for rows in train.values() for r in rows]

@@ -2,14 +2,12 @@
 
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from skillit_ray import config
-from skillit_ray.data.budget import MemoryBudget
-from skillit_ray.data.pipeline import prepare_batch
+from skillit_ray.data.pipeline import tokenize_batch
 from skillit_ray.data.prepare import prepare
 from skillit_ray.data.source import inspect
 from skillit_ray.errors import DataError
@@ -18,21 +16,6 @@ from skillit_ray.errors import DataError
 def write_jsonl(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-@pytest.fixture
-def word_tokenizer(tmp_path):
-    """A real local Hugging Face tokenizer (word level), built offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["[PAD]", "[UNK]", "hola", "hello", "world", "mundo", "que", "what"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
-    out = tmp_path / "tok"
-    fast.save_pretrained(str(out))
-    return str(out)
 
 
 def test_text_jsonl_through_ray_data(ray_session, tmp_path, word_tokenizer):
@@ -49,14 +32,19 @@ def test_text_jsonl_through_ray_data(ray_session, tmp_path, word_tokenizer):
                 "train": str(tmp_path / "d/train"),
                 "eval": str(tmp_path / "d/val"),
                 "tokenizer": word_tokenizer,
+                "packing": False,
+                "cache_dir": str(tmp_path / "cache"),
             }
         }
     )
     data = prepare(cfg)
     assert data.train.format == "jsonl" and data.train.rows_per_skill == {"en": 2, "es": 1}
     assert data.natural == {"en": 2 / 3, "es": 1 / 3} and not data.with_accuracy
-    got = data.datasets(MemoryBudget())["train"].take_all()
-    by_text = {tuple(r["input_ids"][r["loss_mask"] > 0]): r["skill"] for r in got}
+    train = data.local_store("train")  # the cache, built by the Ray Data pipeline
+    by_text = {}
+    for skill in train.skills:
+        ids, mask = train.gather(skill, range(train.rows(skill)))
+        by_text.update({tuple(i[m > 0]): skill for i, m in zip(ids, mask, strict=True)})
     assert by_text == {(2, 5, 6): "es", (3, 4): "en", (7, 4, 3): "en"}
 
 
@@ -68,12 +56,18 @@ def test_parquet_input_ids_vocab_and_length_from_data(ray_session, tmp_path):
         (tmp_path / split).mkdir()
         pq.write_table(t, tmp_path / split / "p.parquet")
     cfg = config.from_dict(
-        {"data": {"train": str(tmp_path / "train"), "eval": str(tmp_path / "val")}}
+        {
+            "data": {
+                "train": str(tmp_path / "train"),
+                "eval": str(tmp_path / "val"),
+                "cache_dir": str(tmp_path / "cache"),
+            }
+        }
     )
     data = prepare(cfg)
     assert (data.vocab_size, data.max_len, data.with_accuracy) == (10, 3, True)
-    rows = sorted(data.datasets(MemoryBudget())["eval"].take_all(), key=lambda r: r["skill"])
-    assert rows[1]["input_ids"].tolist() == [4, 5, 0] and rows[1]["loss_mask"].tolist() == [0, 1, 0]
+    ids, mask = data.local_store("eval").gather("b", [0])
+    assert ids.tolist() == [[4, 5, 0]] and mask.tolist() == [[0, 1, 0]]
 
 
 def test_missing_skill_column_names_file(tmp_path):
@@ -137,16 +131,17 @@ def test_requested_skill_without_rows_is_named(tmp_path):
 def test_bad_rows_name_file_row_and_skill(row, words):
     t = pa.table({"row_id": [7], "skill": ["s"], "path": ["/data/f.parquet"], **row})
     with pytest.raises(DataError) as err:
-        prepare_batch(t, ["s"], 8, 10, 0, None)
+        tokenize_batch(t, ["s"], 8, 10, None)
     msg = str(err.value)
     assert "/data/f.parquet (row_id 7)" in msg and "skill 's'" in msg and words in msg
 
 
-def test_truncation_keeps_the_answer():
-    t = pa.table({"skill": ["s"], "input_ids": [[1, 2, 3, 4, 5]], "loss_mask": [[0, 0, 0, 0, 1]]})
-    out = prepare_batch(t, ["s"], 3, 10, 0, None)
-    assert out["input_ids"].tolist() == [[3, 4, 5]] and out["loss_mask"].tolist() == [[0, 0, 1]]
-    assert np.issubdtype(out["key"].dtype, np.integer)
+def test_rows_of_other_skills_are_dropped_and_lists_kept():
+    t = pa.table({"skill": ["s", "x", "s"], "input_ids": [[1, 2], [3], [4, 5, 6]]})
+    out = tokenize_batch(t, ["s"], 8, 10, None)
+    assert out.column("skill").to_pylist() == ["s", "s"]
+    assert out.column("input_ids").to_pylist() == [[1, 2], [4, 5, 6]]
+    assert "loss_mask" not in out.column_names
 
 
 def test_short_loss_mask_is_caught_before_training_naming_line_and_skill(tmp_path):

@@ -2,6 +2,8 @@
 mode of one runs end to end (graph learning, a run that depends on another, tables, report)."""
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -9,6 +11,7 @@ import yaml
 from experiments import run
 from experiments.suite import EXPERIMENTS
 from skillit_ray.records import read_metrics
+from tests.parallel import Outcome, at_once
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -20,22 +23,45 @@ def test_every_run_of_every_experiment_is_valid(name, capsys):
     assert "skillit" in arms and arms & {"random", "target", "stratified"}
 
 
-def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
-    out = tmp_path / "lego"
-    results = run.main(
-        [
-            "lego_pt",
-            "--quick",
-            "--seeds",
-            "1",
-            "--arms",
-            "doremi,skillit",  # doremi pulls in random, its reference run
-            "--out",
-            str(out),
-            "--set",
-            f"data.cache_dir={cache_dir}",
-        ]
-    )
+# Arms each quick run trains (default: one SKILL-IT arm, whose graph is learned for the
+# experiment's own train/eval skills). lego_pt's doremi pulls in random, its reference run.
+QUICK_ARMS = {"lego_pt": "doremi,skillit"}
+
+
+@dataclass
+class Quick:
+    args: list[str]
+    out: Path
+    outcome: Outcome  # of run.main
+
+    def results(self) -> dict:
+        return self.outcome.get()
+
+
+def run_main(args: list[str]) -> dict:
+    return run.main(args)
+
+
+@pytest.fixture(scope="module")
+def quick(ray_session, tmp_path_factory) -> dict[str, Quick]:
+    """Every experiment's quick mode, two at a time (tests/parallel.py): each `run.main` is a
+    Ray task (its graph learning and runs are nested tasks) running one arm at a time, so at
+    most two runs hold CPUs. Each experiment has its own data cache: no two tasks generate one
+    folder."""
+    root = tmp_path_factory.mktemp("experiments")
+    jobs = {}
+    for name in sorted(EXPERIMENTS):
+        args = [name, "--quick", "--seeds", "1", "--arms", QUICK_ARMS.get(name, "skillit")]
+        args += ["--parallel", "1"]
+        args += ["--out", str(root / name), "--set", f"data.cache_dir={root / 'cache' / name}"]
+        jobs[name] = (args,)
+    done = at_once(run_main, jobs)
+    return {name: Quick(args, root / name, done[name]) for name, (args,) in jobs.items()}
+
+
+def test_quick_lego_experiment(quick):
+    q = quick["lego_pt"]
+    results, out = q.results(), q.out
     assert list(results) == ["random", "skillit", "doremi"]
     for r in results.values():
         assert 0.0 <= r["acc_full"]["mean"] <= 1.0 and r["loss_full"]["mean"] > 0
@@ -49,12 +75,10 @@ def test_quick_lego_experiment(ray_session, cache_dir, tmp_path):
     assert len(list(out.glob("graph-*.json"))) == 1 and (out / "report" / "graph.png").exists()
 
 
-def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_dir, tmp_path):
+def test_quick_ood_experiment_and_rerun_keeps_finished_runs(quick):
     # out of domain: a rectangular graph (5 train skills x 1 eval skill) feeds SKILL-IT
-    out = tmp_path / "ood"
-    args = ["instruct_ood", "--quick", "--seeds", "1", "--arms", "skillit", "--out", str(out)]
-    args += ["--set", f"data.cache_dir={cache_dir}"]
-    first = run.main(args)
+    q = quick["instruct_ood"]
+    first, out = q.results(), q.out
     (graph,) = out.glob("graph-*.json")
     g = json.loads(graph.read_text())
     assert len(g["train_skills"]) == 5 and g["eval_skills"] == ["instruct/es/sort"]
@@ -64,19 +88,15 @@ def test_quick_ood_experiment_and_rerun_keeps_finished_runs(ray_session, cache_d
     assert all(set(m) == set(g["train_skills"]) for m in mixtures)
     stamp = (out / "runs/skillit/seed0/summary.json").stat().st_mtime_ns
     # the same command again keeps the finished run and the graph: nothing retrains
-    assert run.main(args) == first
+    assert run.main(q.args) == first
     assert (out / "runs/skillit/seed0/summary.json").stat().st_mtime_ns == stamp
     assert list(out.glob("graph-*.json")) == [graph]
 
 
-@pytest.mark.parametrize(
-    "name", ["addition_pt", "lego_ft", "addition_ft", "instruct_ft", "sources_pt"]
-)
-def test_quick_mode_of_each_other_experiment(name, ray_session, cache_dir, tmp_path):
-    # one SKILL-IT arm each: its graph is learned for the experiment's own train/eval skills
-    out = tmp_path / name
-    args = [name, "--quick", "--seeds", "1", "--arms", "skillit", "--out", str(out)]
-    results = run.main([*args, "--set", f"data.cache_dir={cache_dir}"])
+@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - {"lego_pt", "instruct_ood"}))
+def test_quick_mode_of_each_other_experiment(name, quick):
+    q = quick[name]
+    results, out = q.results(), q.out
     assert list(results) == ["skillit"] and results["skillit"]["steps"] == [4, 8]
     (graph,) = out.glob("graph-*.json")
     g = json.loads(graph.read_text())

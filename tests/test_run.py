@@ -49,12 +49,17 @@ def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys
     assert summary["samples"] == {s: sum(r["samples"][s] for r in rows) for s in skills}
     # VmHWM only grows, up to the kernel's per-thread RSS counter batching (well under 1 MiB)
     peaks = summary["worker_peak_rss_by_phase_mb"]
-    assert list(peaks)[:5] == ["model", "drain_train", "drain_eval", "first_step", "first_eval"]
+    assert list(peaks)[:5] == ["model", "open_train", "open_eval", "first_step", "first_eval"]
     assert list(peaks)[-2:] == ["round3_trained", "round3_reported"]
     v = list(peaks.values())
     assert all(b > a - 1.0 for a, b in zip(v, v[1:], strict=False)), peaks
     assert max(peaks.values()) <= summary["worker_peak_rss_mb"] + 1.0
     assert (summary["device"], summary["process_group"]) == ("cpu", "gloo")
+    # tokens: LEGO rows fit max_length, so none dropped; the loss tokens trained on are the
+    # trained rows' loss-mask tokens
+    tok = summary["tokens"]
+    assert tok["dropped"] == 0 and tok["read"] == tok["kept"] > 0
+    assert 24 * 16 <= tok["trained_on"] <= 24 * 16 * 20
     resolved = config.load(str(out / "config.yaml"))
     assert resolved.policy.params["eta"] == 2.0
     check_golden("tiny_lego_cli", out)

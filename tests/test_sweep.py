@@ -1,11 +1,13 @@
 """A 2x2 sweep (eta x T) on Ray Tune, each trial a full TorchTrainer run."""
 
 import csv
+import os
 
 import pytest
 import yaml
 
 from skillit_ray import cli, config
+from skillit_ray.data.prepare import prepare
 from skillit_ray.errors import ConfigError
 from skillit_ray.tune import SweepSpec, parse_param, search_space, sweep, trial_config
 from tests.conftest import tiny_lego
@@ -52,6 +54,12 @@ def test_two_by_two_sweep(ray_session, cache_dir, tmp_path):
     assert all(float(r["mean_eval_loss"]) > 0 for r in rows)
     assert all(r["rounds_done"] == r["train.rounds"] for r in rows)  # each ran its own T
     assert "eval_loss/lego/depth1" in rows[0]
+    # one token cache for the sweep, made before the trials (none of them rebuilt it)
+    data = prepare(config.from_dict(base))
+    made = os.stat(os.path.join(data.cache_root, "manifest.json")).st_mtime_ns
+    trials = list((out / "trials").iterdir())
+    assert len(trials) == 4
+    assert all(made < os.stat(t / "config.yaml").st_mtime_ns for t in trials)
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     best = config.load(str(out / "best_config.yaml"))
     assert best.train.rounds * best.train.steps_per_round == 8

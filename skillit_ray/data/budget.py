@@ -9,8 +9,8 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class MemoryBudget:
-    """A worker's memory for each split's token arrays; ``mb=None``: no budget (everything in
-    memory, Ray Data's own block size)."""
+    """A worker's memory for the eval split's rows (train rows always stream from the token
+    cache); ``mb=None``: no budget (eval held in memory, Ray Data's own block size)."""
 
     mb: float | None = None
 
@@ -20,27 +20,16 @@ class MemoryBudget:
 
     @property
     def bytes(self) -> int | None:
-        """A store spills its token arrays to files once it holds more than this."""
         return None if self.mb is None else int(self.mb * MIB)
 
     @property
     def block_bytes(self) -> int | None:
-        """Ray Data's block cap: a worker holds a block, the batch it is copying and the
-        store's in-memory part at once, so a block is an eighth of the budget (>= 64 KiB)."""
+        """Ray Data's block cap while the cache is built: a block, the batch being copied and
+        the shards being written are held at once, so a block is an eighth (>= 64 KiB)."""
         return None if self.mb is None else max(self.bytes // 8, 2**16)
 
     @property
-    def drain_batch_size(self) -> int:
-        """Rows per batch a worker drains; fewer in flight under a budget."""
-        return 4096 if self.mb is None else 1024
-
-    @property
-    def drain_prefetch(self) -> int:
-        """Batches prefetched while draining: none under a budget."""
-        return 1 if self.mb is None else 0
-
-    @property
-    def release_every_mb(self) -> float | None:
-        """Hand object-store pages back once this many MiB of them are mapped (memory.py);
-        None: once, at the end of the drain."""
-        return None if self.mb is None else self.mb / 4
+    def eval_open_shards(self) -> int | None:
+        """Eval shards a worker keeps per skill: one (each evaluation streams them) under a
+        budget, else all (held in memory once read)."""
+        return None if self.mb is None else 1

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from skillit_ray.config import Config
 from skillit_ray.data import generators
-from skillit_ray.data.budget import MemoryBudget
-from skillit_ray.data.pipeline import build_dataset, load_tokenizer
+from skillit_ray.data.cache import location
+from skillit_ray.data.pipeline import load_tokenizer
 from skillit_ray.data.source import SplitInfo, inspect
 from skillit_ray.errors import ConfigError, DataError
 
@@ -32,38 +32,26 @@ class PreparedData:
     # data.tokenizer, else the one the data's manifest names (the sources corpus ships its own).
     tokenizer: str | None = None
 
+    # The token cache: where it lives, whether text is packed, Ray Data's block cap.
+    cache_root: str = ""
+    packing: bool = True
+    block_bytes: int | None = None
+
+    def cache(self, echo: bool = False):
+        """The token cache of this data, built on first use (``cache.ensure``)."""
+        from skillit_ray.data.cache import ensure
+
+        if getattr(self, "_cache", None) is None:
+            self._cache = ensure(self, echo)
+        return self._cache
+
     def local_store(self, split: str):
-        """A split read straight into a SkillStore in this process (no Ray): for baselines and
-        for checking a run's numbers against a plain evaluation."""
-        import pyarrow.json as pajson
-        import pyarrow.parquet as pq
+        """A split's rows (all ranks') from the cache, held in memory: for baselines and for
+        checking a run's numbers against a plain evaluation."""
+        from skillit_ray.data.stream import RankShards
 
-        from skillit_ray.data.pipeline import prepare_batch
-        from skillit_ray.data.store import SkillStore
-
-        info = self.train if split == "train" else self.eval
         skills = self.train_skills if split == "train" else self.eval_skills
-
-        def read(f):
-            if info.format == "parquet":
-                return pq.read_table(f, filesystem=info.filesystem)
-            with info.filesystem.open_input_stream(f) as fh:
-                return pajson.read_json(fh)
-
-        batches = (
-            prepare_batch(
-                read(f), list(skills), self.max_len, self.vocab_size, self.pad_id, self.tokenizer
-            )
-            for f in info.files
-        )
-        return SkillStore.from_batches(batches, tuple(skills), split)
-
-    def datasets(self, budget: MemoryBudget) -> dict:
-        args = (self.max_len, self.vocab_size, self.pad_id, self.tokenizer, budget.block_bytes)
-        return {
-            "train": build_dataset(self.train, list(self.train_skills), *args),
-            "eval": build_dataset(self.eval, list(self.eval_skills), *args),
-        }
+        return RankShards(self.cache(), split, skills, open_shards=None).held()
 
 
 def locate(cfg: Config) -> tuple[str, str, dict | None]:
@@ -135,7 +123,7 @@ def prepare(cfg: Config) -> PreparedData:
     total = sum(float(natural[s]) for s in train_skills)
     natural = {s: float(natural[s]) / total for s in train_skills}
     with_accuracy = "loss_mask" in ev.columns or bool(manifest and "scoring" in manifest)
-    return PreparedData(
+    data = PreparedData(
         train=train,
         eval=ev,
         train_skills=train_skills,
@@ -147,4 +135,8 @@ def prepare(cfg: Config) -> PreparedData:
         with_accuracy=with_accuracy,
         manifest=manifest,
         tokenizer=tokenizer,
+        packing=cfg.data.packing,
+        block_bytes=cfg.data.budget.block_bytes,
     )
+    data.cache_root = location(cfg, data)
+    return data

@@ -43,6 +43,7 @@ def fingerprint(cfg, meta) -> dict:
         "eval_skills": list(meta.eval_skills),
         "vocab_size": meta.vocab_size,
         "max_len": meta.max_len,
+        "data": meta.data_fingerprint,
         "model": asdict(cfg.model),
         "policy.name": cfg.policy.name,
         "policy.params": cfg.policy.params,

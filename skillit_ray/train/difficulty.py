@@ -6,8 +6,6 @@ workers do (same seed, same config), so "initial model" means the model training
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import torch
 
@@ -33,11 +31,35 @@ class DifficultyScorer:
         return batch
 
 
-def score(ds, model: ModelConfig, vocab_size: int, max_len: int, seed: int, threads: int):
-    """The train dataset with a difficulty column, materialized so training reuses the pass."""
+def _shard_rows(batch: dict, cache) -> dict:
+    """Ray Data: the listed cache shards' rows, with their skill and row number."""
+    skills, rows, ids, masks = [], [], [], []
+    for skill, shard in zip(batch["skill"], batch["shard"], strict=True):
+        i, m = cache.read_shard("train", str(skill), int(shard))
+        start = sum(s.rows for s in cache.shards("train", str(skill))[: int(shard)])
+        skills += [str(skill)] * len(i)
+        rows.append(np.arange(start, start + len(i)))
+        ids.append(i.astype(np.int64))
+        masks.append(m)
+    return {
+        "skill": np.asarray(skills, dtype=object),
+        "row": np.concatenate(rows),
+        "input_ids": np.concatenate(ids),
+        "loss_mask": np.concatenate(masks),
+    }
+
+
+def score(
+    cache, skills, model: ModelConfig, vocab_size: int, max_len: int, seed: int, threads: int
+) -> dict[str, np.ndarray]:
+    """Every train row's difficulty, per skill in the cache's row order."""
     import ray.data
 
-    return ds.map_batches(
+    items = [{"skill": s, "shard": i} for s in skills for i in range(len(cache.shards("train", s)))]
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        _shard_rows, fn_kwargs={"cache": cache}, batch_size=1, batch_format="numpy"
+    )
+    ds = ds.map_batches(
         DifficultyScorer,
         compute=ray.data.ActorPoolStrategy(size=1),
         fn_constructor_kwargs={
@@ -51,13 +73,16 @@ def score(ds, model: ModelConfig, vocab_size: int, max_len: int, seed: int, thre
         batch_format="numpy",
         concurrency=1,
         num_cpus=threads,
-    ).materialize()
+    )
+    out = {s: np.full(cache.rows("train", s), np.nan) for s in skills}
+    cols = ["skill", "row", "difficulty"]
+    for b in ds.select_columns(cols).iter_batches(batch_format="numpy"):
+        for s in np.unique(b["skill"].astype(str)):
+            sel = b["skill"] == s
+            out[s][b["row"][sel]] = b["difficulty"][sel]
+    return out
 
 
-def summarize(ds) -> dict[str, list[float]]:
+def summarize(scored: dict[str, np.ndarray]) -> dict[str, list[float]]:
     """Per skill, the sorted difficulties (what a curriculum policy paces over)."""
-    out: dict[str, list] = defaultdict(list)
-    for b in ds.select_columns(["skill", "difficulty"]).iter_batches(batch_format="numpy"):
-        for skill, d in zip(b["skill"], b["difficulty"], strict=True):
-            out[str(skill)].append(float(d))
-    return {s: sorted(v) for s, v in out.items()}
+    return {s: sorted(map(float, d)) for s, d in scored.items()}

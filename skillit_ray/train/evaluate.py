@@ -6,14 +6,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from skillit_ray.data.store import SkillStore
+from skillit_ray.data.stream import RankShards
 from skillit_ray.train.loss import row_stats
 
 
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
-    store: SkillStore,
+    store: RankShards,
     batch_size: int,
     device: torch.device,
     with_accuracy: bool,

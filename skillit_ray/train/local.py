@@ -9,18 +9,17 @@ import numpy as np
 import torch
 
 from skillit_ray.data.plan import make_plan
-from skillit_ray.data.store import SkillStore
 from skillit_ray.train.loss import token_losses
 
 
-def batch(store: SkillStore, skills, slots: np.ndarray, take):
+def batch(skills, slots: np.ndarray, take):
     """The rows a step trains on: each skill's count from the plan, ``take(skill, count)``
-    choosing which rows. Returns numpy (ids, mask, skill index of each row)."""
+    reading them (ids, mask). Returns numpy (ids, mask, skill index of each row)."""
     ids, mask, rows = [], [], []
     for k, skill in enumerate(skills):
         c = int((slots == k).sum())
         if c:
-            i, m = store.gather(skill, take(skill, c))
+            i, m = take(skill, c)
             ids.append(i)
             mask.append(m)
             rows.append(np.full(c, k))
@@ -49,8 +48,7 @@ def train_round(
     model,
     opt,
     sched,
-    store,
-    sampler,
+    streams,
     skills,
     probs,
     steps: int,
@@ -63,7 +61,7 @@ def train_round(
     plan = make_plan(np.asarray(probs, dtype=float), steps, batch_size, seed, round_)
     sums = np.zeros((len(skills), 2))
     for s in range(steps):
-        ids, mask, rows = batch(store, skills, plan.slots[s], sampler.take)
+        ids, mask, rows = batch(skills, plan.slots[s], streams.take)
         row_loss = step(
             model, opt, sched, torch.from_numpy(ids), torch.from_numpy(mask), grad_clip
         ).numpy()

@@ -1,4 +1,5 @@
-"""The one per-worker training loop: drain shards, then rounds of (plan, train, evaluate, report).
+"""The one per-worker training loop: open the token cache's streams, then rounds of (plan,
+train, evaluate, report).
 
 It has no knowledge of which policy runs: the coordinator actor hands it mixtures.
 """
@@ -9,7 +10,6 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +20,10 @@ import torch.distributed as dist
 
 from skillit_ray.config import from_dict
 from skillit_ray.coordinator import pack
-from skillit_ray.data.budget import MemoryBudget
+from skillit_ray.data.cache import TokenCache
 from skillit_ray.data.plan import RoundPlan, make_plan
-from skillit_ray.data.store import SkillSampler, SkillStore
-from skillit_ray.errors import CheckpointError
+from skillit_ray.data.stream import RankShards, SkillStreams
+from skillit_ray.errors import CheckpointError, DataError
 from skillit_ray.mixture import Mixture
 from skillit_ray.model import build_model
 from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
@@ -31,12 +31,7 @@ from skillit_ray.train import checkpoint
 from skillit_ray.train.evaluate import evaluate
 from skillit_ray.train.local import batch, optimizer_step
 from skillit_ray.train.loss import token_losses
-from skillit_ray.train.memory import (
-    arrow_on_system_heap,
-    release_object_store_pages,
-    rss_mb,
-    trim_heap,
-)
+from skillit_ray.train.memory import rss_mb
 from skillit_ray.train.optim import build_optimizer, build_scheduler
 
 ROW_KEYS_SHOWN = 10_000  # per skill and rank, in round 0's ranks.jsonl record
@@ -52,6 +47,8 @@ class RunMeta:
     max_len: int
     with_accuracy: bool
     needs: tuple = ("eval_loss",)
+    cache: str = ""  # the token cache's root (folder or URI)
+    data_fingerprint: str = ""  # of the cache's sources and settings: a resume needs the same
 
 
 def round_metrics(record: RoundRecord) -> dict:
@@ -70,28 +67,6 @@ def round_metrics(record: RoundRecord) -> dict:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
-
-
-def _drain(name: str, skills: tuple, budget: MemoryBudget) -> SkillStore:
-    shard = ray.train.get_dataset_shard(name)
-    batches = shard.iter_batches(
-        batch_size=budget.drain_batch_size,
-        batch_format="numpy",
-        prefetch_batches=budget.drain_prefetch,
-    )
-    # Hand back the object-store pages of read blocks as the drain goes (memory.py says why).
-    batches = _releasing(batches, budget.release_every_mb)
-    store = SkillStore.from_batches(batches, skills, name, budget.bytes)
-    release_object_store_pages()
-    trim_heap()
-    return store
-
-
-def _releasing(batches: Iterable[dict], every_mb: float | None) -> Iterator[dict]:
-    for b in batches:
-        yield b  # the store copies what it keeps before asking for the next batch
-        if every_mb is not None and (rss_mb("RssShmem") or 0.0) > every_mb:
-            release_object_store_pages()
 
 
 def _device_name(device: torch.device) -> str:
@@ -136,23 +111,35 @@ class Worker:
         # Peak RSS (VmHWM) at the end of each phase: its increments say which phase set the peak.
         self.peaks: dict[str, float | None] = {}
         self._peak("model")
-        budget = self.cfg.data.budget
-        if budget.limited:  # a process-wide setting, once for both drains
-            arrow_on_system_heap()
-        self.train_store = _drain("train", self.meta.train_skills, budget)
+        # No drain: the streams read the cache's shards as training asks for them.
+        cache = TokenCache.open(self.meta.cache)
+        if cache is None:
+            raise DataError(f"token cache {self.meta.cache}: no manifest.json (was it deleted?)")
+        difficulty = loop_config.get("difficulty")
+        self.train_store = SkillStreams(
+            cache,
+            self.meta.train_skills,
+            t.seed,
+            self.rank,
+            self.world,
+            ray.get(difficulty) if difficulty is not None else None,
+        )
         self.t_train_drained = time.time()
-        self._peak("drain_train")
-        self.eval_store = _drain("eval", self.meta.eval_skills, budget)
-        self._peak("drain_eval")
+        self._peak("open_train")
+        budget = self.cfg.data.budget
+        self.eval_store = RankShards(
+            cache, "eval", self.meta.eval_skills, self.rank, self.world, budget.eval_open_shards
+        )
+        self.eval_streamed = budget.limited
+        self._peak("open_eval")
         self.drain_s = time.time() - self.t_model
-        # Where the drained memory sits: private heap, mapped files (a spilled store), or the
-        # object store's shared pages the iterator mapped in.
         self.rss_drained_mb = {f: rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
-        sizes = {s: self.train_store.rows(s) for s in self.meta.train_skills}
-        self._note(f"data: {sum(sizes.values())} train rows drained per rank")
-        self.sampler = SkillSampler(sizes, t.seed, self.rank)
+        rows = sum(self.train_store.rows(s) for s in self.meta.train_skills)
+        self._note(f"data: {rows} train rows opened from the token cache")
+        self.tokens_trained = 0
+        self.t_first_step: float | None = None
         if state:
-            self.sampler.load_state_dict(self.restored.ranks[self.rank])
+            self.train_store.load_state_dict(self.restored.ranks[self.rank])
 
     def _note(self, text: str) -> None:
         if self.rank == 0:  # the driver prints it with the time since the run started
@@ -178,10 +165,10 @@ class Worker:
             )
         return restored
 
-    def _rows(self, skill: str, c: int, row_filter, r: int) -> np.ndarray:
+    def _rows(self, skill: str, c: int, row_filter, r: int) -> tuple[np.ndarray, np.ndarray]:
         if row_filter is None:
-            return self.sampler.take(skill, c)
-        return self.sampler.take_pool(skill, c, self.train_store.eligible(skill, row_filter), r)
+            return self.train_store.take(skill, c)
+        return self.train_store.take_pool(skill, c, row_filter, r)
 
     def _to(self, a: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(a)
@@ -191,7 +178,7 @@ class Worker:
 
     def _train_step(self, slots: np.ndarray, sums: np.ndarray, row_filter, r: int) -> None:
         take = lambda skill, c: self._rows(skill, c, row_filter, r)  # noqa: E731
-        ids, mask, skill_of_row = batch(self.train_store, self.meta.train_skills, slots, take)
+        ids, mask, skill_of_row = batch(self.meta.train_skills, slots, take)
         ids, mask = self._to(ids), self._to(mask)
         with torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
@@ -205,6 +192,7 @@ class Worker:
             loss = ce.sum() / ntok.clamp_min(1.0) * self.world
         else:
             loss = ce.sum() / ntok.clamp_min(1.0)
+        self.tokens_trained += int(ntok)
         optimizer_step(self.model, self.opt, self.sched, loss, self.cfg.train.grad_clip)
         self.step += 1
         row_loss = (ce.sum(1) / m.sum(1).clamp_min(1.0)).detach().cpu().numpy()
@@ -234,6 +222,8 @@ class Worker:
             t0 = time.perf_counter()
             self._train_step(slots[s], sums, row_filter, r)
             train_s += time.perf_counter() - t0
+            if self.t_first_step is None:
+                self.t_first_step = time.time()
             self._peak("first_step", once=True)
             last = s == t.steps_per_round - 1
             if (last and at_end) or (inside and (s + 1) % t.eval_every == 0):
@@ -260,7 +250,7 @@ class Worker:
             train_s=train_s,
             eval_s=eval_s,
             lr=float(self.sched.get_last_lr()[0]),
-            consumed=self.sampler.state_dict(),
+            consumed=self.train_store.state_dict(),
         )
 
     def _rank_record(self, r: int, mix: Mixture, plan: RoundPlan) -> RankRecord:
@@ -288,7 +278,7 @@ class Worker:
         if not save:
             ray.train.report(metrics)
             return
-        mine = {"sampler": self.sampler.state_dict(), "rng": torch.get_rng_state()}
+        mine = {"sampler": self.train_store.state_dict(), "rng": torch.get_rng_state()}
         gathered = [mine]
         if _distributed():
             gathered = [None] * self.world
@@ -363,6 +353,7 @@ class Worker:
             t_model=self.t_model,
             t_train_drained=self.t_train_drained,
             t_loop=t_loop,
+            t_first_step=self.t_first_step,
             t_end=time.time(),
             drain_s=self.drain_s,
             train_s=train_s,
@@ -373,7 +364,8 @@ class Worker:
             peak_rss_mb=rss_mb("VmHWM"),
             rss_after_drain_mb=self.rss_drained_mb,
             peak_rss_by_phase_mb=self.peaks,
-            spilled=self.train_store.spill is not None,
+            eval_streamed=self.eval_streamed,
+            tokens_trained=self.tokens_trained,
             device=_device_name(self.device),
             process_group=dist.get_backend() if dist.is_initialized() else None,
             interrupted_after=interrupted,
