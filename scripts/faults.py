@@ -156,7 +156,10 @@ def _cli(args: list[str], log: str) -> subprocess.Popen:
 
 def _wait_for_round(proc: subprocess.Popen, out: str, after: int, log: str) -> None:
     end = time.time() + 600
-    while latest_round(out) is None or latest_round(out) < after:
+    while True:
+        r = latest_round(out)  # once: the newest checkpoint can change between two reads
+        if r is not None and r >= after:
+            return
         if proc.poll() is not None:
             raise AssertionError(
                 f"run ended (rc {proc.returncode}) before round {after + 1}: {log}"
