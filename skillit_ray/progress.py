@@ -77,11 +77,15 @@ class MetricsWriter(threading.Thread):
             self.coord.records.remote(len(self.records), timeout, self.generation, self.notes)
         )
         if got["generation"] != self.generation:
-            self.generation, self.records, self.notes = got["generation"], [], 0
+            fresh_session = not self.records  # a resume's first restore, not a recovery
+            self.generation, self.records = got["generation"], []
             open(self.path, "w").close()
-            if self.echo and got["records"]:  # an empty history: the state is on its way back
-                last = got["records"][-1].round + 1
-                print(f"recovered: continuing from the checkpoint of round {last}", flush=True)
+            if got["records"]:  # an empty history: the state is on its way back
+                last = got["records"][-1].round
+                if fresh_session:  # trained (and printed) before this session
+                    self.printed = max(self.printed, last)
+                elif self.echo:
+                    print(f"recovered: continuing after round {last + 1}", flush=True)
         for text in got.get("notes", []):
             self.notes += 1
             if self.echo:
