@@ -210,10 +210,10 @@ def ctrl_c_and_driver_kill(cache: str, work: str) -> str:
     assert not left, f"killed driver left Ray processes {left} ({session})"
     gone_s = time.time() - t_kill
 
+    killed_at = latest_round(out)  # before the second resume adds its own checkpoints
     log = os.path.join(work, "resume.log")
     rc = _cli(["run", "--resume", out], log).wait(timeout=600)
     text = open(log).read()
-    killed_at = latest_round(out)
     if killed_at == 4:  # the kill came after the last checkpoint: nothing left to resume
         assert rc == 2 and "already finished all 5 rounds" in text, text[-2000:]
     else:
