@@ -1,4 +1,4 @@
-"""The ``skillit-ray`` command line: run, sweep, data, graph, policies, simulate."""
+"""The skillit-ray command line: run, sweep, data, graph, policies, simulate, report."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import time
 
 import yaml
 
-from skillit_ray.errors import SkillitError
+from skillit_ray.errors import Interrupted, SkillitError
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from skillit_ray import config, launch, rundir
+    # The config is checked before torch, transformers or Ray is imported (seconds each).
+    from skillit_ray import config, rundir
 
     if args.resume:
         if args.config or args.out:
@@ -24,12 +25,18 @@ def _cmd_run(args: argparse.Namespace) -> None:
                 "give no CONFIG or --out with it"
             )
         cfg = rundir.resume_config(args.resume, args.set)
-        launch.run(cfg, out=args.resume, echo=not args.quiet, resume=True)
-        return
-    if not args.config:
+        out, resume = args.resume, True
+    elif not args.config:
         raise config.ConfigError("run: give a CONFIG (YAML recipe) or --resume RUN_DIR")
-    cfg = config.load(args.config, args.set)
-    launch.run(cfg, out=args.out, echo=not args.quiet)
+    else:
+        cfg = config.load(args.config, args.set)
+        out, resume = args.out, False
+    from skillit_ray import preflight
+
+    preflight.check_config(cfg)
+    from skillit_ray import launch
+
+    launch.run(cfg, out=out, echo=not args.quiet, resume=resume)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
@@ -169,13 +176,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from skillit_ray.report import report
 
     out = args.out or os.path.join(args.runs[0], "report")
-    written = report(args.runs, out)
+    written = report(args.runs, out, shared_y=args.shared_y)
     print(f"wrote {written['index']} ({len(written) - 1} figures)")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    from skillit_ray import cluster, config
-    from skillit_ray.tune import SweepSpec, parse_param, sweep
+    from skillit_ray import cluster, config, rundir
+    from skillit_ray.tune import SweepSpec, parse_param, preflight, sweep
 
     cfg = config.load(args.config, args.set)
     sw = cfg.sweep
@@ -195,22 +202,29 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         sw.scheduler == "asha",
         sw.budget_steps,
     )
-    cluster.ensure_ray(cfg)
     out = args.out or os.path.join("runs", f"sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = rundir.resolve_out(out, cfg)
+    preflight(spec)  # every trial's config, data, model and policy, before Ray starts
+    print(f"Ray: {cluster.ensure_ray(cfg)}", flush=True)
     sweep(spec, out, echo=True)
 
 
 def _cmd_graph_learn(args: argparse.Namespace) -> None:
     from skillit_ray import cluster, config
+    from skillit_ray.data.prepare import prepare
     from skillit_ray.graph_learning import learn
+    from skillit_ray.preflight import check_config, check_model
 
     sets = list(args.set)
     for key in ("method", "steps", "seeds"):
         if getattr(args, key) is not None:
             sets.append(f"graph.{key}={getattr(args, key)}")
     cfg = config.load(args.config, sets)
+    check_config(cfg)
+    data = prepare(cfg)
+    check_model(cfg, data)  # before Ray starts
     cluster.ensure_ray(cfg)
-    graph = learn(cfg, cfg.graph, echo=not args.quiet)
+    graph = learn(cfg, cfg.graph, echo=not args.quiet, data=data)
     graph.save(args.out)
     print(graph.table())
     print(f"wrote {args.out}")
@@ -248,14 +262,32 @@ def _cmd_graph_export(args: argparse.Namespace) -> None:
     )
 
 
+def _plain(text: str) -> str:
+    """Help text without reST markup (docstrings quote code in double backticks)."""
+    return text.replace("``", "").replace("`", "")
+
+
+def _first_sentence(doc: str | None) -> str:
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return _plain(para.split(". ")[0].rstrip("."))
+
+
 def _add_graph_parsers(sub) -> None:
     g = sub.add_parser("graph", help="learn, show, import or export a skills graph")
     gs = g.add_subparsers(dest="graph_command", required=True)
     learn = gs.add_parser("learn", help="learn the graph from parallel ablation runs on Ray")
-    learn.add_argument("config")
-    learn.add_argument("--method", choices=["approximate", "brute-force"], default=None)
+    learn.add_argument("config", help="YAML recipe whose data, model and train settings to use")
+    learn.add_argument(
+        "--method",
+        choices=["approximate", "brute-force"],
+        default=None,
+        help="approximate: k runs, one skill each; brute-force: k^2 runs, each pair against "
+        "the single skill (default: graph.method)",
+    )
     learn.add_argument("--steps", type=int, default=None, help="H: steps per ablation run")
-    learn.add_argument("--seeds", type=int, default=None)
+    learn.add_argument(
+        "--seeds", type=int, default=None, help="seeds averaged (default: graph.seeds)"
+    )
     learn.add_argument(
         "--set",
         action="append",
@@ -264,22 +296,22 @@ def _add_graph_parsers(sub) -> None:
         help="e.g. --set graph.normalize=relative --set graph.clip_negative=true",
     )
     learn.add_argument("--out", required=True, help="graph JSON to write")
-    learn.add_argument("--quiet", action="store_true")
+    learn.add_argument("--quiet", action="store_true", help="no line per finished run")
     learn.set_defaults(func=_cmd_graph_learn)
     show = gs.add_parser("show", help="print the graph as a table; --png draws a heatmap")
-    show.add_argument("graph")
-    show.add_argument("--png", default=None)
+    show.add_argument("graph", help="graph JSON")
+    show.add_argument("--png", default=None, help="also draw the matrix as a heatmap PNG here")
     show.set_defaults(func=_cmd_graph_show)
     imp = gs.add_parser("import", help="a plain .npy matrix + skill order -> graph JSON")
-    imp.add_argument("npy")
+    imp.add_argument("npy", help="the matrix as a .npy file")
     imp.add_argument("--train-skills", required=True, help="comma-separated, the row order")
     imp.add_argument("--eval-skills", default=None, help="comma-separated column order")
     imp.add_argument("--transpose", action="store_true", help="the file is [eval, train]")
-    imp.add_argument("--out", required=True)
+    imp.add_argument("--out", required=True, help="graph JSON to write")
     imp.set_defaults(func=_cmd_graph_import)
     exp = gs.add_parser("export", help="graph JSON -> plain .npy matrix (rows = train skills)")
-    exp.add_argument("graph")
-    exp.add_argument("--out", required=True)
+    exp.add_argument("graph", help="graph JSON")
+    exp.add_argument("--out", required=True, help=".npy file to write")
     exp.set_defaults(func=_cmd_graph_export)
 
 
@@ -289,7 +321,8 @@ def _add_generator_parsers(sub) -> None:
     data = sub.add_parser("data", help="write a skill-tagged dataset (synthetic, or sources)")
     gens = data.add_subparsers(dest="generator", required=True)
     for name, (cls, _, _) in generators.GENERATORS.items():
-        p = gens.add_parser(name, help=(generators.GENERATORS[name][1].__module__))
+        module = sys.modules[generators.GENERATORS[name][1].__module__]
+        p = gens.add_parser(name, help=_first_sentence(module.__doc__))
         p.add_argument("--out", required=True, help="output folder (train/, val/, manifest.json)")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -300,7 +333,7 @@ def _add_generator_parsers(sub) -> None:
                 dest=f.name,
                 type=kind,
                 default=None,
-                help=f"{f.metadata.get('doc', '')} (default {default})",
+                help=_plain(f"{f.metadata.get('doc', '')} (default {default})"),
             )
         p.set_defaults(func=_cmd_data)
 
@@ -318,7 +351,13 @@ def _add_simulate_parser(sub) -> None:
 
     law = {f.name: f for f in dataclasses.fields(Law)}
     box = inspect.signature(Sandbox).parameters
-    sim.add_argument("--law", choices=LAWS, default=law["kind"].default)
+    sim.add_argument(
+        "--law",
+        choices=LAWS,
+        default=law["kind"].default,
+        help="loss law: linear (the paper's analysis) or gated (an eval skill waits for its "
+        f"prerequisites) ({law['kind'].default})",
+    )
     for name, kind, doc in (
         ("rounds", int, "rounds T"),
         ("steps_per_round", int, "steps per round"),
@@ -332,7 +371,10 @@ def _add_simulate_parser(sub) -> None:
     for name in ("rate", "threshold"):
         f = law[name]
         sim.add_argument(
-            f"--{name}", type=float, default=f.default, help=f"{f.metadata['doc']} ({f.default})"
+            f"--{name}",
+            type=float,
+            default=f.default,
+            help=_plain(f"{f.metadata['doc']} ({f.default})"),
         )
     sim.add_argument(
         "--set",
@@ -369,16 +411,27 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no per-round lines")
     run.set_defaults(func=_cmd_run)
     prep = sub.add_parser("prepare", help="tokenize a recipe's data into its token cache")
-    prep.add_argument("config")
+    prep.add_argument("config", help="YAML recipe whose data to tokenize")
     prep.add_argument("--out", default=None, help="cache folder or URI (data.token_cache)")
-    prep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    prep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set data.max_length=64",
+    )
     prep.set_defaults(func=_cmd_prepare)
     rep = sub.add_parser("report", help="HTML page + PNGs for one run or many (by policy)")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (--out of run)")
     rep.add_argument("--out", default=None, help="report directory (default RUN_DIR/report)")
+    rep.add_argument(
+        "--shared-y",
+        action="store_true",
+        help="one y-range for all per-skill panels of a figure (noise then looks its size)",
+    )
     rep.set_defaults(func=_cmd_report)
     sw = sub.add_parser("sweep", help="sweep config values (eta, T, ...) with Ray Tune")
-    sw.add_argument("config")
+    sw.add_argument("config", help="YAML recipe (its sweep section, if any, is the default)")
     sw.add_argument(
         "--param",
         action="append",
@@ -386,16 +439,28 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=V1,V2",
         help="a grid over one key, e.g. --param policy.params.eta=0.1,0.5",
     )
-    sw.add_argument("--seeds", type=int, default=None)
-    sw.add_argument("--metric", default=None)
-    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument(
+        "--seeds", type=int, default=None, help="seeds per point (default: sweep.seeds)"
+    )
+    sw.add_argument(
+        "--metric",
+        default=None,
+        help="mean_eval_loss, mean_eval_acc or eval_loss/<skill> (default: sweep.metric)",
+    )
+    sw.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.rounds=3",
+    )
     sw.add_argument("--out", default=None, help="sweep directory")
     sw.set_defaults(func=_cmd_sweep)
     _add_generator_parsers(sub)
     _add_graph_parsers(sub)
     _add_simulate_parser(sub)
     pol = sub.add_parser("policies", help="list registered policies, or show one")
-    pol.add_argument("name", nargs="?")
+    pol.add_argument("name", nargs="?", help="a policy to show in full (its parameters)")
     pol.set_defaults(func=_cmd_policies)
     return ap
 
@@ -404,9 +469,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
+    except Interrupted as exc:
+        print(f"skillit-ray: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except SkillitError as exc:
         print(f"skillit-ray: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training started (or a second Ctrl-C): nothing to keep
+        print("skillit-ray: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

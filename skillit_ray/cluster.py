@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 
 from skillit_ray.config import Config
+from skillit_ray.errors import ClusterError
 
 LOCAL_ENV = {
     "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
@@ -49,15 +53,18 @@ def forget_dead_cluster(path: str = CURRENT_CLUSTER) -> bool:
     return True
 
 
-def ensure_ray(cfg: Config) -> None:
-    """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one."""
+def ensure_ray(cfg: Config) -> str:
+    """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one;
+    returns what it did, for the console."""
     import ray
 
     if not cfg.run.ray_logs:  # Ray Data logs each execution at INFO on the driver
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    if not cfg.run.ray_logs:
+        _quiet_raylet_messages()
     if ray.is_initialized():
-        return
+        return "running already"
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)
     kwargs = {
@@ -67,14 +74,74 @@ def ensure_ray(cfg: Config) -> None:
     }
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**kwargs)
-        return
+        return f"joined the cluster at {os.environ['RAY_ADDRESS']}"
     # A private local cluster; token auth only guards network clients, which this one has none of.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     forget_dead_cluster()
     t = cfg.train
     # Logical headroom: Ray Data tasks need a whole free CPU beside the training workers.
     cpus = max(os.cpu_count() or 1, t.num_workers * t.cpus_per_worker) + 2
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+    with _services_ignore_sigint():
+        try:
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+        except Exception as exc:  # Ray's own start-up failure, e.g. on an overloaded machine
+            raise ClusterError(f"Ray could not start a local cluster: {exc}") from None
+    _start_reaper()
+    return f"started a local cluster with {cpus} CPUs"
+
+
+def _quiet_raylet_messages() -> None:
+    """Ray's driver prints the raylet's messages ("A worker died ...", "N PYTHON worker
+    processes have been started ...") whatever log_to_driver says: its error-listener thread
+    calls ``ray._private.worker.print_to_stdstream``. That thread looks the function up when it
+    prints, so wrapping it drops those lines (run.ray_logs: true keeps them); a failure that
+    matters reaches the user as the run's own error."""
+    from ray._private import worker
+
+    show = getattr(worker.print_to_stdstream, "__wrapped__", worker.print_to_stdstream)
+
+    def print_to_stdstream(data, ignore_prefix: bool):
+        if data.get("pid") != "raylet":
+            show(data, ignore_prefix)
+
+    print_to_stdstream.__wrapped__ = show
+    worker.print_to_stdstream = print_to_stdstream
+
+
+@contextlib.contextmanager
+def _services_ignore_sigint():
+    """Ray's services share the driver's process group, so a Ctrl-C in the terminal reached
+    them too and stopped the cluster under the run. An ignored signal stays ignored across
+    fork and exec: the services start with SIGINT ignored, and the driver alone handles it
+    (``interrupt.StopOnSignal``: stop at the next round boundary)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _start_reaper() -> None:
+    """A detached watcher that stops this embedded cluster if the driver dies (reaper.py)."""
+    import subprocess
+    import sys
+
+    import ray
+
+    try:
+        session = ray._private.worker.global_worker.node.get_session_dir_path()
+    except AttributeError:  # another Ray version: no watcher, nothing else changes
+        return
+    subprocess.Popen(
+        [sys.executable, "-m", "skillit_ray.reaper", str(os.getpid()), session],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def require_shared_storage(storage_path: str | None, nodes: list[dict], what: str) -> None:

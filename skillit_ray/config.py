@@ -302,8 +302,11 @@ def load(path: str, overrides: list[str] | None = None) -> Config:
     try:
         with open(path) as fh:
             raw = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: what is wrong, and where
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {what}") from None
     cfg = from_dict(raw, where=path)
     apply_overrides(cfg, overrides or [])
     base = os.path.dirname(os.path.abspath(path))
@@ -337,34 +340,103 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+# Bounds of numeric fields: dotted key -> (operator, limit). Checked with every field's type by
+# ``check_types``, before anything starts, so a bad number never reaches a worker.
+BOUNDS: dict[str, tuple[str, float]] = {
+    "data.max_length": (">=", 1),
+    "data.memory_budget_mb": (">", 0),
+    "train.rounds": (">=", 1),
+    "train.steps_per_round": (">=", 1),
+    "train.batch_size": (">=", 1),
+    "train.lr": (">", 0),
+    "train.warmup_steps": (">=", 0),
+    "train.weight_decay": (">=", 0),
+    "train.grad_clip": (">=", 0),
+    "train.eval_every": (">=", 1),
+    "train.eval_batch_size": (">=", 1),
+    "train.num_workers": (">=", 1),
+    "train.cpus_per_worker": (">=", 1),
+    "train.seed": (">=", 0),
+    "train.checkpoint_every": (">=", 1),
+    "train.keep_checkpoints": (">=", 1),
+    "train.max_failures": (">=", -1),
+    "graph.steps": (">=", 1),
+    "graph.seeds": (">=", 1),
+    "graph.lr": (">", 0),
+    "graph.max_parallel": (">=", 1),
+    "sweep.seeds": (">=", 1),
+    "sweep.num_samples": (">=", 1),
+    "sweep.max_concurrent": (">=", 1),
+    "sweep.budget_steps": (">=", 1),
+}
+# Fields that take one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.format": ("auto", "parquet", "jsonl"),
+    "graph.method": ("approximate", "brute-force"),
+    "graph.normalize": ("raw", "relative"),
+    "graph.diagonal": ("keep", "one", "zero"),
+    "sweep.scheduler": ("none", "asha"),
+    "train.lr_schedule": LR_SCHEDULES,
+}
+_KINDS = {
+    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": (
+        "a number",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    ),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "dict": ("a mapping", lambda v: isinstance(v, dict)),
+    "list": ("a list", lambda v: isinstance(v, list)),
+}
+
+
+def _check_field(section, f, key: str) -> None:
+    """One field against its annotation (``int | None`` ...), its bound and its choices. A
+    number given as text (``--set train.lr=1e-3``: YAML reads it as a string) is converted."""
+    value = getattr(section, f.name)
+    kinds = [k.strip() for k in str(f.type).split("|")]
+    if value is None and "None" in kinds:
+        return
+    names = [k for k in kinds if k != "None"]
+    if "float" in names and isinstance(value, str):
+        try:
+            value = float(value)
+            setattr(section, f.name, value)
+        except ValueError:
+            pass
+    if not any(_KINDS[k][1](value) for k in names if k in _KINDS):
+        what = " or ".join(_KINDS[k][0] for k in names if k in _KINDS)
+        bound = BOUNDS.get(key)
+        what += f" {bound[0]} {bound[1]:g}" if bound else ""
+        what += " (or null)" if "None" in kinds else ""
+        raise ConfigError(f"{key} must be {what}, got {value!r}")
+    if key in BOUNDS and not isinstance(value, str):
+        op, limit = BOUNDS[key]
+        ok = value >= limit if op == ">=" else value > limit
+        kind = "an integer" if names == ["int"] else "a number"
+        if not ok or value != value:  # NaN fails every comparison but this one
+            raise ConfigError(f"{key} must be {kind} {op} {limit:g}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: unknown {value!r}; expected one of {list(CHOICES[key])}")
+
+
+def check_types(cfg: Config) -> None:
+    """Every field of every section: its type, bound and choices (errors name the key)."""
+    for name, cls in _SECTION_TYPES.items():
+        section = getattr(cfg, name)
+        for f in fields(cls):
+            _check_field(section, f, f"{name}.{f.name}")
+
+
 def validate(cfg: Config) -> None:
-    """Cross-field checks that need no data."""
+    """Types and ranges of every field, then the cross-field checks; nothing needs data."""
+    check_types(cfg)
     t = cfg.train
-    for name in ("rounds", "steps_per_round", "batch_size", "num_workers", "cpus_per_worker"):
-        v = getattr(t, name)
-        _check(isinstance(v, int) and v >= 1, f"train.{name} must be an integer >= 1, got {v!r}")
     _check(
         t.batch_size % t.num_workers == 0,
         f"train.batch_size={t.batch_size} must be divisible by train.num_workers={t.num_workers}",
     )
-    _check(float(t.lr) > 0, f"train.lr must be > 0, got {t.lr}")
-    _check(t.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
-    _check(
-        t.lr_schedule in LR_SCHEDULES,
-        f"train.lr_schedule: unknown '{t.lr_schedule}'; expected one of {list(LR_SCHEDULES)}",
-    )
-    for name in ("checkpoint_every", "keep_checkpoints"):
-        v = getattr(t, name)
-        _check(isinstance(v, int) and v >= 1, f"train.{name} must be an integer >= 1, got {v!r}")
-    _check(
-        isinstance(t.max_failures, int) and t.max_failures >= -1,
-        f"train.max_failures must be an integer >= 0 (or -1: unlimited), got {t.max_failures!r}",
-    )
-    if t.eval_every is not None:
-        _check(
-            isinstance(t.eval_every, int) and t.eval_every >= 1,
-            f"train.eval_every must be an integer >= 1 or null, got {t.eval_every!r}",
-        )
     d = cfg.data
     _check(
         d.generator is not None or d.train is not None,
@@ -373,23 +445,14 @@ def validate(cfg: Config) -> None:
     )
     if d.generator is None:
         _check(d.eval is not None, "data.eval: the held-out split is required with data.train")
-    _check(d.format in ("auto", "parquet", "jsonl"), f"data.format: unknown '{d.format}'")
     _check(
         cfg.model.preset is not None or cfg.model.path is not None,
         "model: set model.preset or model.path",
     )
-    g = cfg.graph
-    _check(g.method in ("approximate", "brute-force"), f"graph.method: unknown '{g.method}'")
-    _check(isinstance(g.steps, int) and g.steps >= 1, f"graph.steps must be >= 1, got {g.steps}")
-    _check(isinstance(g.seeds, int) and g.seeds >= 1, f"graph.seeds must be >= 1, got {g.seeds}")
-    _check(g.normalize in ("raw", "relative"), f"graph.normalize: unknown '{g.normalize}'")
-    _check(g.diagonal in ("keep", "one", "zero"), f"graph.diagonal: unknown '{g.diagonal}'")
     sw = cfg.sweep
-    _check(sw.scheduler in ("none", "asha"), f"sweep.scheduler: unknown '{sw.scheduler}'")
-    _check(isinstance(sw.seeds, int) and sw.seeds >= 1, f"sweep.seeds must be >= 1, got {sw.seeds}")
     if sw.budget_steps is not None:
         _check(
-            isinstance(sw.budget_steps, int) and sw.budget_steps >= t.rounds,
+            sw.budget_steps >= t.rounds,
             f"sweep.budget_steps={sw.budget_steps!r} is fewer steps than train.rounds="
             f"{t.rounds}: every round needs at least one step",
         )

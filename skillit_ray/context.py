@@ -32,6 +32,11 @@ class RunInputs:
 
 def initial_eval_loss(cfg: Config, data: PreparedData) -> dict[str, float]:
     """Per-skill eval loss of the model training starts from."""
+    return initial_eval(cfg, data)[0]
+
+
+def initial_eval(cfg: Config, data: PreparedData) -> tuple[dict, dict]:
+    """Per-skill eval loss and accuracy of the model training starts from (step 0)."""
     import torch
 
     from skillit_ray.model import build_model
@@ -43,12 +48,12 @@ def initial_eval_loss(cfg: Config, data: PreparedData) -> dict[str, float]:
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model, data.vocab_size, data.max_len)
         store = data.local_store("eval")
-        loss, _ = evaluate(
+        loss, acc = evaluate(
             model, store, cfg.train.eval_batch_size, torch.device("cpu"), data.with_accuracy
         )
     finally:
         torch.set_num_threads(threads)
-    return loss
+    return loss, acc
 
 
 def _difficulty(cfg: Config, data: PreparedData):

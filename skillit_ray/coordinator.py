@@ -78,10 +78,20 @@ class CoordinatorImpl:
         return validate_mixture(mix, self.ctx.train_skills, self.policy_name)
 
     def report(self, record: RoundRecord) -> None:
-        nxt = self._call("update", self.policy.update, record.observation())
-        self.mixtures[record.round + 1] = nxt
-        record.next_mixture, record.t_report = nxt, time.time()
+        """Record the round, then ask the policy for the next one's mixture. The round trained
+        whatever the policy answers, so it stays in the history even when the answer is bad;
+        the error names the round the mixture was for (1-based, as the console prints)."""
+        record.t_report = time.time()
         self.history.append(record)
+        try:
+            nxt = self._call("update", self.policy.update, record.observation())
+        except PolicyError as exc:
+            raise PolicyError(
+                f"the mixture for round {record.round + 2} (chosen after round "
+                f"{record.round + 1} trained): {exc}"
+            ) from None
+        self.mixtures[record.round + 1] = nxt
+        record.next_mixture = nxt
 
 
 LOST = (
@@ -108,6 +118,9 @@ class Coordinator:
             self.impl, self.error = None, str(exc)
         self.cond = asyncio.Condition()
         self.rank_log: list[dict] = []
+        self.notes: list[str] = []  # start-up phases rank 0 announces, for the console
+        self.stop_requested = False  # the driver got SIGINT/SIGTERM
+        self.stop_at: dict[int, bool] = {}  # per round: stop after it (one answer for all ranks)
         self.lost = ray.get_runtime_context().was_current_actor_reconstructed
         self.generation = 1 if self.lost else 0
 
@@ -121,12 +134,12 @@ class Coordinator:
         """Raises the policy's error from building it or choosing round 0's mixture."""
         await self.check()
 
-    async def _locked(self, fn, value, where: str):
+    async def _locked(self, fn, value):
         async with self.cond:
             try:
                 return fn(value)
             except PolicyError as exc:
-                self.error = f"{where}: {exc}"
+                self.error = str(exc)
                 raise PolicyError(self.error) from None
             finally:
                 self.cond.notify_all()
@@ -173,7 +186,7 @@ class Coordinator:
         ``get_mixture``."""
         await self.check()
         record: RoundRecord = pickle.loads(packed)
-        await self._locked(self.impl.report, record, f"round {record.round}")
+        await self._locked(self.impl.report, record)
 
     async def stopped(self, packed: bytes, reason: str) -> None:
         """Rank 0 ends the run without a policy update (e.g. a non-finite eval loss); its
@@ -184,13 +197,31 @@ class Coordinator:
             self.impl.history.append(record)
             self.cond.notify_all()
 
-    async def records(self, start: int, timeout: float, generation: int = 0) -> dict:
+    async def note(self, text: str) -> None:
+        """A start-up phase done on the workers (one console line on the driver)."""
+        async with self.cond:
+            self.notes.append(text)
+            self.cond.notify_all()
+
+    async def request_stop(self) -> None:
+        """Stop at the next round boundary (the driver got SIGINT or SIGTERM)."""
+        self.stop_requested = True
+
+    async def stop_after(self, r: int) -> bool:
+        """Whether the run stops after round ``r``. The first rank to ask fixes the answer for
+        that round, so every rank stops after the same one, with one checkpoint."""
+        return self.stop_at.setdefault(r, self.stop_requested)
+
+    async def records(
+        self, start: int, timeout: float, generation: int = 0, note_start: int = 0
+    ) -> dict:
         """History from ``start`` on (from 0 if the reader's generation is stale); waits up
         to ``timeout`` s for something new."""
 
         def ready() -> bool:
             n = len(self.impl.history) if self.impl else 0
-            return bool(self.error) or n > start or generation != self.generation
+            fresh = n > start or len(self.notes) > note_start
+            return bool(self.error) or fresh or generation != self.generation
 
         async with self.cond:
             try:
@@ -200,4 +231,9 @@ class Coordinator:
         if generation != self.generation:
             start = 0
         hist = self.impl.history[start:] if self.impl else []
-        return {"records": hist, "error": self.error, "generation": self.generation}
+        return {
+            "records": hist,
+            "error": self.error,
+            "generation": self.generation,
+            "notes": self.notes[note_start:],
+        }

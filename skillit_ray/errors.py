@@ -27,3 +27,15 @@ class CheckpointError(SkillitError):
 
 class TrainingError(SkillitError):
     """Training stopped on its own: a non-finite eval loss names the round and skill."""
+
+
+class Interrupted(SkillitError):
+    """The run stopped on SIGINT/SIGTERM at a round boundary; the message says how to resume."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+class ClusterError(SkillitError):
+    """Ray could not be started or joined."""

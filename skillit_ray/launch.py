@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import time
 
 from skillit_ray import config as config_mod
 from skillit_ray import rundir
 from skillit_ray.config import Config
-from skillit_ray.errors import TrainingError
-from skillit_ray.policy import build_policy
+from skillit_ray.errors import Interrupted, TrainingError
+from skillit_ray.interrupt import StopOnSignal
+from skillit_ray.preflight import check_config, check_run
 from skillit_ray.remote import find_cause, policy_ref
 from skillit_ray.rundir import RunIdentity
 from skillit_ray.train import checkpoint
@@ -46,19 +49,21 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     from skillit_ray.train.loop import RunMeta
 
     t0 = time.time()
-    out = os.path.abspath(out or cfg.run.out or rundir.default_out(cfg))
+    out = rundir.resolve_out(out or cfg.run.out, cfg)
     if resume:
         rundir.require_run_dir(out)
     os.makedirs(out, exist_ok=True)
-    # What the policy reads, from the policy itself (its errors surface here, before Ray).
-    needs = build_policy(cfg.policy.name, cfg.policy.params).signals()
+    check_config(cfg)  # the policy's name and parameters, the model: before the data
     data = prepare(cfg)
+    # The model and the policy's round 0 checked here, before Ray (preflight.py); the policy
+    # says what it reads.
+    needs = check_run(cfg, data)
     if echo:
         print(
             f"skillit-ray: {cfg.run.name}: policy {cfg.policy.name}, "
             f"{len(data.train_skills)} train / {len(data.eval_skills)} eval skills, "
             f"{cfg.train.rounds} rounds x {cfg.train.steps_per_round} steps, "
-            f"{cfg.train.num_workers} worker(s); starting Ray ...",
+            f"{cfg.train.num_workers} worker(s)",
             flush=True,
         )
     meta = RunMeta(
@@ -75,17 +80,23 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     if resume:
         ident = RunIdentity.load(out)
         start = rundir.resume_round(ident, fp, cfg.train.rounds)
-        t0 = ident.t0
+        # Elapsed time, ETA and wall_s count running time: the downtime is left out.
+        before = rundir.running_time(out, start)
+        t0 = time.time() - before.get(start - 1, 0.0)
         if echo:
             print(f"resuming {ident.run_name} at round {start + 1}", flush=True)
     else:
+        before = {}
         ident = RunIdentity.create(cfg, out, t0)
         with open(os.path.join(out, "config.yaml"), "w") as fh:
             fh.write(config_mod.to_yaml(cfg))
     metrics_path = os.path.join(out, "metrics.jsonl")
     if not resume:  # a resume rewrites it once the checkpoint's history is back
         open(metrics_path, "w").close()
-    ensure_ray(cfg)
+    t_ray = time.time()
+    how = ensure_ray(cfg)
+    if echo:
+        print(f"Ray: {how} ({time.time() - t_ray:.1f}s)", flush=True)
     require_shared_storage(cfg.run.storage_path, ray.nodes(), "a run")
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
     coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
@@ -93,12 +104,23 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     )
     try:
         ray.get(coord.ready.remote())  # the policy's round-0 errors surface before training
-        return _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, inputs.difficulty, t0)
+        with StopOnSignal(coord, echo) as stop:
+            args = (meta, fp, ident, coord, inputs.difficulty, t0, before)
+            summary = _fit(cfg, out, echo, callbacks, *args)
+        if summary.get("interrupted_after") is not None:
+            r = summary["interrupted_after"]
+            raise Interrupted(
+                f"stopped by {signal.Signals(stop.signum or signal.SIGINT).name} after round "
+                f"{r + 1}/{cfg.train.rounds}; its checkpoint is kept. Resume with: "
+                f"skillit-ray run --resume {shlex.quote(out)}",
+                stop.signum or signal.SIGINT,
+            )
+        return summary
     finally:
         ray.kill(coord)
 
 
-def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, difficulty, t0) -> dict:
+def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, difficulty, t0, before) -> dict:
     import ray
 
     from skillit_ray.data.cache import token_summary
@@ -106,7 +128,7 @@ def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, difficu
 
     trainer = make_trainer(cfg, meta, fp, ident, coord, difficulty, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
-    done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo)
+    done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before)
     rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
     summary["tokens"] = token_summary(meta.cache, done.stats)
@@ -121,7 +143,7 @@ def _fit(cfg, out, echo, callbacks, meta, fp, ident: RunIdentity, coord, difficu
             f"{done.stats.stopped}. Stopped; the rounds before it are in {metrics_path}, the "
             f"diverged state in checkpoint {where}"
         )
-    if echo:
+    if echo and summary["interrupted_after"] is None:
         loss = summary["final_mean_eval_loss"]
         print(
             f"done: {len(done.records)} rounds in {summary['wall_s']:.1f}s; final mean eval "

@@ -42,42 +42,71 @@ def _fmt_round(
 
 
 class MetricsWriter(threading.Thread):
-    """Streams round records from the coordinator into metrics.jsonl and prints one line each.
+    """Streams round records from the coordinator into metrics.jsonl and prints one line each,
+    and the workers' start-up phases as they finish.
 
     When the coordinator is rolled back to a checkpoint (a restarted worker group, a resumed
-    run) the file is rewritten from its history, so no round appears twice."""
+    run) the file is rewritten from its history, so no round appears twice in it, and no round
+    is printed twice either. ``t0`` is when the run started counting: on a resume, now minus
+    the running time before the stop (``before``: wall_s of the rounds kept), so elapsed time,
+    ETA and wall_s leave the downtime out."""
 
-    def __init__(self, coord, path: str, rounds: int, t0: float, echo: bool):
+    def __init__(
+        self,
+        coord,
+        path: str,
+        rounds: int,
+        t0: float,
+        echo: bool,
+        before: dict[int, float] | None = None,
+    ):
         super().__init__(daemon=True)
         self.coord, self.path, self.rounds, self.t0, self.echo = coord, path, rounds, t0, echo
+        self.before = before or {}
+        self.t_session = time.time()
         self.records: list[RoundRecord] = []
         self.generation = 0
-        self.gaps: list[float] = []
+        self.printed = max(self.before, default=-1)  # the last round printed
+        self.notes = 0
         self.stop_event = threading.Event()
 
     def poll(self, timeout: float) -> None:
         import ray
 
-        got = ray.get(self.coord.records.remote(len(self.records), timeout, self.generation))
+        got = ray.get(
+            self.coord.records.remote(len(self.records), timeout, self.generation, self.notes)
+        )
         if got["generation"] != self.generation:
-            self.generation, self.records, self.gaps = got["generation"], [], []
+            fresh_session = not self.records  # a resume's first restore, not a recovery
+            self.generation, self.records = got["generation"], []
             open(self.path, "w").close()
+            if got["records"]:  # an empty history: the state is on its way back
+                last = got["records"][-1].round
+                if fresh_session:  # trained (and printed) before this session
+                    self.printed = max(self.printed, last)
+                elif self.echo:
+                    print(f"recovered: continuing after round {last + 1}", flush=True)
+        for text in got.get("notes", []):
+            self.notes += 1
             if self.echo:
-                last = got["records"][-1].round + 1 if got["records"] else 0
-                print(f"restored from a checkpoint: continuing after round {last}", flush=True)
+                print(f"{text} ({fmt_duration(time.time() - self.t0)})", flush=True)
         with open(self.path, "a") as fh:
             for rec in got["records"]:
-                fh.write(json.dumps(rec.metrics_row(self.t0)) + "\n")
+                row = rec.metrics_row(self.t0)
+                if rec.round in self.before:
+                    row["wall_s"] = self.before[rec.round]
+                fh.write(json.dumps(row) + "\n")
                 self.records.append(rec)
-                if self.echo and rec.stopped is None:
+                if self.echo and rec.stopped is None and rec.round > self.printed:
                     self._print(rec)
 
     def _print(self, rec: RoundRecord) -> None:
-        """Per-round wall time from consecutive reports (start-up excluded) gives the ETA."""
+        """Per-round wall time from consecutive reports of this session gives the ETA."""
+        self.printed = rec.round
+        fresh = [r for r in self.records if r.t_report and r.t_report >= self.t_session]
+        gaps = [b.t_report - a.t_report for a, b in zip(fresh, fresh[1:])]
+        per_round = sum(gaps) / len(gaps) if gaps else None
         prev = self.records[-2] if len(self.records) > 1 else None
-        if prev is not None:
-            self.gaps.append(rec.t_report - prev.t_report)
-        per_round = sum(self.gaps) / len(self.gaps) if self.gaps else None
         prev_step = prev.step if prev else 0
         line = _fmt_round(rec, prev_step, self.rounds, time.time() - self.t0, per_round)
         print(line, flush=True)

@@ -123,6 +123,8 @@ class WorkerStats:
     tokens_trained: int  #: loss tokens of every step's global batch (this run's steps)
     device: str
     process_group: str | None
+    #: the round after which the run stopped on SIGINT/SIGTERM (checkpointed), else None
+    interrupted_after: int | None = None
 
     def summary(self, t_fit: float, t_done: float) -> dict:
         """The summary.json fields this worker measured (``t_fit``: fit() was called,

@@ -30,6 +30,7 @@ class RunData:
     summary: dict
     graph: str | None = None
     skills: list[str] = field(default_factory=list)
+    step0: dict | None = None  #: the initial model's evaluation, when the run wrote it
 
 
 def load_run(path: str) -> RunData:
@@ -46,10 +47,8 @@ def load_run(path: str) -> RunData:
     rows = [r for r in rows if r.stopped is None]
     if not rows:
         raise DataError(f"{metrics}: no finished rounds to report")
-    summary = {}
-    if os.path.exists(os.path.join(path, "summary.json")):
-        with open(os.path.join(path, "summary.json")) as fh:
-            summary = json.load(fh)
+    summary = _json_or_none(os.path.join(path, "summary.json")) or {}
+    step0 = _step0(path, cfg)
     return RunData(
         path,
         cfg["policy"]["name"],
@@ -58,7 +57,45 @@ def load_run(path: str) -> RunData:
         summary,
         _graph_of(path, cfg.get("policy", {}).get("params", {})),
         list(rows[0].mixture.skills),
+        step0,
     )
+
+
+STEP0_FILE = "eval_step0.json"
+
+
+def _step0(run_dir: str, raw: dict) -> dict | None:
+    """The initial model's evaluation ({"step": 0, "loss", "acc"}): the first point of the
+    curves. Computed here, on the run's own config and data (the same seeded model the workers
+    start from), and kept in the run directory; None when the data is not at hand. Training
+    never computes it: an extra evaluation before round 0 moved the run's numbers in the 7th
+    digit (memory layout), and the golden runs must stay bit-identical."""
+    path = os.path.join(run_dir, STEP0_FILE)
+    found = _json_or_none(path)
+    if found is not None:
+        return found
+    from skillit_ray import config
+    from skillit_ray.context import initial_eval
+    from skillit_ray.data.prepare import prepare
+    from skillit_ray.errors import SkillitError
+
+    try:
+        cfg = config.from_dict(raw)
+        config.validate(cfg)
+        loss, acc = initial_eval(cfg, prepare(cfg))
+    except (SkillitError, OSError, ValueError, KeyError):
+        return None
+    step0 = {"step": 0, "loss": loss, "acc": acc}
+    with open(path, "w") as fh:
+        json.dump(step0, fh)
+    return step0
+
+
+def _json_or_none(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
 
 
 def _graph_of(run_dir: str, params: dict) -> str | None:
@@ -91,6 +128,25 @@ def _curves(runs: list[RunData], key: str) -> tuple[np.ndarray, dict[str, np.nda
     skills = sorted({s for r in runs for row in r.rows for s in _per_skill(row, key)})
     vals = {
         s: np.array([[_per_skill(row, key).get(s, np.nan) for row in r.rows[:n]] for r in runs])
+        for s in skills
+    }
+    return steps, vals
+
+
+def _checkpoint_curves(runs: list[RunData], key: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Steps and, per skill, an array (runs x checkpoints) of ``key`` ("loss" or "acc") at
+    every eval checkpoint, from step 0 when the runs wrote it."""
+
+    def points(r: RunData) -> list[dict]:
+        first = [r.step0] if r.step0 and all(r2.step0 for r2 in runs) else []
+        return first + [cp for row in r.rows for cp in row.eval_checkpoints]
+
+    per_run = [points(r) for r in runs]
+    n = min(len(p) for p in per_run)
+    steps = np.array([cp["step"] for cp in per_run[0][:n]])
+    skills = sorted({s for p in per_run for cp in p[:n] for s in cp.get(key) or {}})
+    vals = {
+        s: np.array([[(cp.get(key) or {}).get(s, np.nan) for cp in p[:n]] for p in per_run])
         for s in skills
     }
     return steps, vals
@@ -133,9 +189,12 @@ def plot_mixtures(groups: dict[str, list[RunData]], path: str) -> None:
     _save(fig, path)
 
 
-def plot_metric(groups: dict[str, list[RunData]], key: str, label: str, path: str) -> None:
-    """One panel per skill; one line per policy (mean over runs) with a min-max band."""
-    curves = {p: _curves(runs, key) for p, runs in groups.items()}
+def plot_metric(
+    groups: dict[str, list[RunData]], key: str, label: str, path: str, shared_y: bool = False
+) -> None:
+    """One panel per skill; one line per policy (mean over runs) with a min-max band, at every
+    eval checkpoint; ``shared_y``: every panel on the same y-range."""
+    curves = {p: _checkpoint_curves(runs, key) for p, runs in groups.items()}
     skills = sorted({s for _, vals in curves.values() for s in vals})
     fig, axes = _fig(len(skills))
     for ax, skill in zip(axes, skills, strict=True):
@@ -143,10 +202,14 @@ def plot_metric(groups: dict[str, list[RunData]], key: str, label: str, path: st
             if skill not in vals:
                 continue
             v = vals[skill]
-            ax.plot(steps, np.nanmean(v, 0), label=policy)
+            ax.plot(steps, np.nanmean(v, 0), label=policy, marker=".", markersize=3)
             if len(v) > 1:
                 ax.fill_between(steps, np.nanmin(v, 0), np.nanmax(v, 0), alpha=0.2)
         ax.set(title=skill, xlabel="step", ylabel=label)
+    if shared_y:
+        lims = [ax.get_ylim() for ax in axes]
+        for ax in axes:
+            ax.set_ylim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
     axes[0].legend(fontsize=7)
     _save(fig, path)
 
@@ -205,8 +268,9 @@ def _table(groups: dict[str, list[RunData]]) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
-def report(run_dirs: list[str], out: str) -> dict[str, str]:
-    """Write index.html and the PNGs to ``out``; returns {name: path} of what was written."""
+def report(run_dirs: list[str], out: str, shared_y: bool = False) -> dict[str, str]:
+    """Write index.html and the PNGs to ``out``; returns {name: path} of what was written.
+    ``shared_y``: the per-skill panels of a figure share one y-range."""
     runs = [load_run(p) for p in run_dirs]
     groups: dict[str, list[RunData]] = {}
     for r in runs:
@@ -214,9 +278,10 @@ def report(run_dirs: list[str], out: str) -> dict[str, str]:
     os.makedirs(out, exist_ok=True)
     pngs = {"mixture": "mixture over rounds", "eval_loss": "per-skill eval loss"}
     plot_mixtures(groups, os.path.join(out, "mixture.png"))
-    plot_metric(groups, "eval_loss", "eval loss", os.path.join(out, "eval_loss.png"))
+    plot_metric(groups, "loss", "eval loss", os.path.join(out, "eval_loss.png"), shared_y)
     if any(r.rows[-1].eval_acc for r in runs):
-        plot_metric(groups, "eval_acc", "eval accuracy", os.path.join(out, "eval_acc.png"))
+        path = os.path.join(out, "eval_acc.png")
+        plot_metric(groups, "acc", "eval accuracy", path, shared_y)
         pngs["eval_acc"] = "per-skill eval accuracy"
     plot_samples(groups, os.path.join(out, "samples.png"))
     pngs["samples"] = "rows drawn per skill"

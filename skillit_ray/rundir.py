@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass
 
 from skillit_ray import config as config_mod
 from skillit_ray.config import Config
-from skillit_ray.errors import CheckpointError
+from skillit_ray.errors import CheckpointError, ConfigError
 from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
-from skillit_ray.train import checkpoint
 
 RUN_FILE = "run.json"
 # What a run directory holds that is worth keeping beside the checkpoints on shared storage.
@@ -22,6 +21,28 @@ OUTPUT_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "
 
 def default_out(cfg: Config) -> str:
     return os.path.join("runs", f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+# Set in the entrypoint of a job started with `ray job submit` (Ray's job supervisor).
+JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def resolve_out(out: str | None, cfg: Config, what: str = "--out") -> str:
+    """The run directory, absolute. Inside a submitted job the working directory is Ray's
+    temporary copy of --working-dir, deleted with the job's session: a relative directory is
+    placed under a local run.storage_path, else refused, saying what to pass."""
+    out = out or default_out(cfg)
+    if os.path.isabs(out) or JOB_ENV not in os.environ:
+        return os.path.abspath(out)
+    storage = cfg.run.storage_path
+    if storage and "://" not in storage and os.path.isabs(storage):
+        return os.path.join(storage, out)
+    raise ConfigError(
+        f"{what} '{out}' is relative, and inside `ray job submit` it would land in Ray's "
+        "temporary copy of the working directory, which is deleted with the job; pass an "
+        "absolute path (e.g. --out /shared/runs/NAME) or set run.storage_path to an "
+        "absolute local path (relative run directories are then placed under it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,8 @@ def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
 
 def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
     """The round the resumed run starts at, after checking the newest checkpoint fits."""
+    from skillit_ray.train import checkpoint  # torch: imported once a run really starts
+
     found = checkpoint.latest(ident.storage, ident.run_name)
     if found is None:
         raise CheckpointError(
@@ -85,6 +108,17 @@ def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
     return meta["round"] + 1
 
 
+def running_time(out: str, start: int) -> dict[int, float]:
+    """wall_s (running time since the run started) of the rounds before ``start`` in the run
+    directory's metrics.jsonl: what a resumed run keeps and counts on from."""
+    path = os.path.join(out, "metrics.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return {r["round"]: float(r.get("wall_s", 0.0)) for r in rows if r["round"] < start}
+
+
 def save_outputs(out: str, result, ranks: list[RankRecord]) -> None:
     """The final model (from the last checkpoint in Ray Train's storage), per-rank records."""
     ckpt = result.checkpoint
@@ -101,6 +135,8 @@ def save_outputs(out: str, result, ranks: list[RankRecord]) -> None:
 def mirror(out: str, ident: RunIdentity) -> None:
     """Copy the run directory's files to <storage>/<run name>/outputs (local path or URI)."""
     import pyarrow.fs as pafs
+
+    from skillit_ray.train import checkpoint
 
     fs, root = checkpoint.storage_fs(ident.storage)
     dest = f"{root.rstrip('/')}/{ident.run_name}/outputs"
@@ -137,6 +173,7 @@ def summary(
         "wall_s": time.time() - t0,
         "fit_s": t_done - t_fit,
         "start_round": stats.start_round if stats else 0,
+        "interrupted_after": stats.interrupted_after if stats else None,
     }
     if stats is not None:
         out.update(stats.summary(t_fit, t_done))

@@ -3,6 +3,8 @@ driver (metrics.jsonl and one printed line per round)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -65,16 +67,52 @@ def make_trainer(
     )
 
 
-def fit(trainer, coord, metrics_path: str, rounds: int, t0: float, echo: bool) -> Fitted:
-    """``trainer.fit()`` with a thread streaming the coordinator's round records meanwhile."""
-    writer = MetricsWriter(coord, metrics_path, rounds, t0, echo)
+def fit(
+    trainer,
+    coord,
+    metrics_path: str,
+    rounds: int,
+    t0: float,
+    echo: bool,
+    before: dict[int, float] | None = None,
+) -> Fitted:
+    """``trainer.fit()`` with a thread streaming the coordinator's round records meanwhile
+    (``before``: running time of the rounds a resumed run keeps)."""
+    writer = MetricsWriter(coord, metrics_path, rounds, t0, echo, before)
     writer.start()
     t_fit = time.time()
+    fitted = False
     try:
-        result = trainer.fit()
+        result = _fit_off_main_thread(trainer)
+        fitted = True
     finally:
         writer.stop_event.set()
         writer.join()
+        if not fitted:  # the rounds trained before a failure still reach metrics.jsonl
+            with contextlib.suppress(Exception):
+                writer.poll(0.0)
     t_done = time.time()
     writer.poll(0.0)
     return Fitted(result, writer.records, result.return_value, t_fit, t_done)
+
+
+def _fit_off_main_thread(trainer):
+    """``trainer.fit()`` in a thread while the main thread waits. Ray Train registers its own
+    SIGINT handler (abort the run at once) when fit() runs in the main thread; from another
+    thread it does not, so ours (``interrupt.StopOnSignal``: stop at the round boundary, keep
+    the checkpoint) stays in charge."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except BaseException as exc:  # handed to the main thread as it is
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="skillit-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # short waits: signal handlers run in the main thread between them
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

@@ -102,12 +102,31 @@ def _listed(spec: SweepSpec, kinds: tuple[str, ...]) -> dict[str, list]:
     return out
 
 
-def check_grid(spec: SweepSpec) -> None:
+def check_grid(spec: SweepSpec) -> list[Config]:
     """Build every grid point's config before any trial starts, so a bad value (e.g. more
     rounds than budget steps) is one clear error instead of a failed trial."""
     grid = _listed(spec, ("grid", "choice"))
-    for point in itertools.product(*grid.values()):
+    return [
         trial_config(spec.base, dict(zip(grid, point, strict=True)), spec.budget_steps)
+        for point in itertools.product(*grid.values())
+    ]
+
+
+def preflight(spec: SweepSpec) -> None:
+    """Every grid point's config, data, model and policy checked before Ray starts (each
+    distinct data section prepared once)."""
+    from skillit_ray.data.prepare import prepare
+    from skillit_ray.preflight import check_config, check_run
+
+    configs = check_grid(spec)
+    for cfg in configs:
+        check_config(cfg)
+    prepared: dict[str, object] = {}
+    for cfg in configs:
+        key = json.dumps(cfg.to_dict()["data"], sort_keys=True, default=str)
+        if key not in prepared:
+            prepared[key] = prepare(cfg)
+        check_run(cfg, prepared[key])
 
 
 def count_trials(spec: SweepSpec) -> int:

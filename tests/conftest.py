@@ -124,7 +124,10 @@ def checkpointed_run(ray_session, cache_dir, tmp_path_factory) -> str:
 @pytest.fixture
 def ray_head(tmp_path):
     """A head node started with `ray start --head` on loopback, as a cluster user would, with
-    free ports (another Ray, the suite's own, may run beside it). Yields (address, env)."""
+    free ports (another Ray, the suite's own, may run beside it), and token auth on as the
+    README's cluster section does it: one generated token in the head's and every client's
+    environment. Yields (address, env) - the env a client needs (the token included)."""
+    import secrets
     import socket
     import subprocess
     import time
@@ -139,7 +142,8 @@ def ray_head(tmp_path):
 
     env = dict(
         os.environ,
-        RAY_AUTH_MODE="disabled",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
         RAY_USAGE_STATS_ENABLED="0",
         PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
     )

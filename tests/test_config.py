@@ -69,3 +69,28 @@ def test_run_rejects_a_bad_policy_parameter_before_ray_starts(capsys):
     err = capsys.readouterr().err
     assert "dropped the recipe's skillit parameters" in err
     assert "policy 'odm' has no parameter(s) ['alpah']; its parameters are: alpha" in err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=fast", "train.lr must be a number > 0, got 'fast'"),
+        ("train.weight_decay=abc", "train.weight_decay must be a number >= 0, got 'abc'"),
+        ("train.grad_clip=-1", "train.grad_clip must be a number >= 0, got -1"),
+        ("train.rounds=2.5", "train.rounds must be an integer >= 1, got 2.5"),
+        ("train.use_gpu=maybe", "train.use_gpu must be true or false, got 'maybe'"),
+        ("train.eval_every=0", "train.eval_every must be an integer >= 1, got 0"),
+        ("data.max_length=[1]", "data.max_length must be an integer >= 1 (or null), got [1]"),
+        ("graph.method=exact", "graph.method: unknown 'exact'; expected one of"),
+        ("model.overrides=3", "model.overrides must be a mapping, got 3"),
+    ],
+)
+def test_every_field_is_checked_for_type_and_range(override, message):
+    with pytest.raises(ConfigError) as err:
+        config.load("experiments/lego_pt.yaml", [override])
+    assert str(err.value).startswith(message)
+
+
+def test_a_number_written_as_text_is_read_as_a_number():
+    cfg = config.load("experiments/lego_pt.yaml", ["train.lr=1e-3"])  # YAML reads '1e-3'
+    assert cfg.train.lr == 1e-3 and isinstance(cfg.train.lr, float)

@@ -79,7 +79,7 @@ def test_missing_skill_column_names_file(tmp_path):
 def test_malformed_jsonl_names_file(tmp_path):
     (tmp_path / "t").mkdir()
     (tmp_path / "t/bad.jsonl").write_text('{"skill": "a", "text": "x"}\n{"skill": \n')
-    with pytest.raises(DataError, match=r"bad.jsonl: unreadable jsonl file"):
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: not valid JSON"):
         inspect(str(tmp_path / "t"), "auto", "train", False)
 
 
@@ -92,7 +92,7 @@ def test_corrupt_parquet_names_file(tmp_path):
 
 def test_null_skill_names_row(tmp_path):
     write_jsonl(tmp_path / "t/x.jsonl", [{"skill": "a", "text": "q"}, {"skill": None, "text": "r"}])
-    with pytest.raises(DataError, match=r"x.jsonl: row 1 has no skill"):
+    with pytest.raises(DataError, match=r"x.jsonl: line 2: no skill"):
         inspect(str(tmp_path / "t"), "auto", "train", False)
 
 
@@ -142,3 +142,17 @@ def test_rows_of_other_skills_are_dropped_and_lists_kept():
     assert out.column("skill").to_pylist() == ["s", "s"]
     assert out.column("input_ids").to_pylist() == [[1, 2], [4, 5, 6]]
     assert "loss_mask" not in out.column_names
+
+
+def test_short_loss_mask_is_caught_before_training_naming_line_and_skill(tmp_path):
+    rows = [
+        {"skill": "a", "input_ids": [1, 2, 3], "loss_mask": [0, 1, 1]},
+        {"skill": "b", "input_ids": [1, 2, 3], "loss_mask": [0, 1]},
+    ]
+    write_jsonl(tmp_path / "t/x.jsonl", rows)
+    with pytest.raises(DataError) as err:
+        inspect(str(tmp_path / "t"), "auto", "train", True)
+    assert str(err.value).endswith(
+        "x.jsonl: line 2, skill 'b': loss_mask has 2 entries, input_ids has 3; expected equal "
+        "lengths"
+    )

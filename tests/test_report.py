@@ -56,3 +56,21 @@ def test_graph_heatmap_size(tmp_path):
     g.save(str(tmp_path / "g.json"))
     report.plot_graph(str(tmp_path / "g.json"), str(tmp_path / "g.png"))
     assert png_size(tmp_path / "g.png") == report.SIZE
+
+
+def test_curves_have_every_eval_checkpoint_from_step_0_and_shared_y(tmp_path):
+    """The golden run evaluates every 20 steps: 10 checkpoints over 5 rounds, plus the initial
+    model's evaluation at step 0 when the run directory has it."""
+    import json
+
+    run = golden_run_dir("skillit_5_rounds", tmp_path / "a", "skillit")
+    first = report.load_run(run)
+    steps, _ = report._checkpoint_curves([first], "loss")
+    assert steps.tolist() == list(range(20, 201, 20))
+    step0 = {"step": 0, "loss": {s: 3.5 for s in first.skills}, "acc": {}}
+    (tmp_path / "a" / "eval_step0.json").write_text(json.dumps(step0))
+    steps, vals = report._checkpoint_curves([report.load_run(run)], "loss")
+    assert steps.tolist() == [0, *range(20, 201, 20)]
+    assert all(v[0, 0] == 3.5 for v in vals.values())
+    assert cli.main(["report", run, "--out", str(tmp_path / "r"), "--shared-y"]) == 0
+    assert png_size(tmp_path / "r" / "eval_loss.png") == report.SIZE

@@ -99,7 +99,9 @@ def test_invalid_mixture_stops_run_naming_policy(
     with pytest.raises(PolicyError) as err:
         launch.run(cfg, out=str(tmp_path / "bad"), echo=False)
     msg = str(err.value)
-    assert "test_breaks_in_round_1" in msg and "round 1" in msg and "-0.5" in msg
+    assert "test_breaks_in_round_1" in msg and "-0.5" in msg
+    # the round the mixture was for, 1-based as the console prints rounds
+    assert msg.startswith("the mixture for round 3 (chosen after round 2 trained)")
     assert "Traceback" not in msg and "ray::" not in msg  # our message, not Ray's wrapper
     rows = (tmp_path / "bad" / "metrics.jsonl").read_text().splitlines()
-    assert len(rows) == 1  # round 0 was recorded before the policy failed
+    assert len(rows) == 2  # both rounds trained before the policy failed are recorded

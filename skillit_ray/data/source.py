@@ -81,7 +81,32 @@ def _read_file(fs: pafs.FileSystem, path: str, fmt: str, columns: list[str] | No
             table = pajson.read_json(fh)
         return table.select(columns) if columns else table
     except (pa.ArrowException, OSError) as exc:
+        line = _bad_json_line(fs, path) if fmt == "jsonl" else None
+        if line is not None:
+            raise DataError(f"{path}: line {line[0]}: not valid JSON ({line[1]})") from None
         raise DataError(f"{path}: unreadable {fmt} file: {exc}") from None
+
+
+def _bad_json_line(fs: pafs.FileSystem, path: str) -> tuple[int, str] | None:
+    """The first line (1-based) of a JSONL file that is not a JSON object, and why. pyarrow's
+    own message counts rows from 0 within a block, which is not a line a user can find."""
+    import json
+
+    try:
+        with fs.open_input_stream(path) as fh:
+            text = fh.read().decode("utf-8", errors="replace")
+    except (pa.ArrowException, OSError):
+        return None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            return n, str(exc)
+        if not isinstance(value, dict):
+            return n, f"expected an object, got {type(value).__name__}"
+    return None
 
 
 def _schema(fs: pafs.FileSystem, path: str, fmt: str) -> tuple[list[str], pa.Table | None]:
@@ -101,12 +126,34 @@ def _check_columns(path: str, names: list[str]) -> None:
         raise DataError(f"{path}: needs an 'input_ids' or a 'text' column (columns: {names})")
 
 
+def where_row(path: str, fmt: str, i: int) -> str:
+    """Row ``i`` (0-based) of a file, said as its reader sees it: a JSONL file's 1-based line,
+    a Parquet file's 0-based row index."""
+    return f"{path}: line {i + 1}" if fmt == "jsonl" else f"{path}: row {i}"
+
+
+def _skill_at(table: pa.Table, i: int) -> str:
+    return f", skill '{table.column('skill')[i].as_py()}'" if "skill" in table.column_names else ""
+
+
 def _scan_tokens(table: pa.Table, path: str, info: SplitInfo) -> None:
     ids = table.column("input_ids")
     lengths = pc.list_value_length(ids)
     if lengths.null_count or pc.min(lengths).as_py() == 0:
         bad = pc.index(pc.fill_null(lengths, 0), 0).as_py()
-        raise DataError(f"{path}: row {bad} has an empty or null input_ids")
+        raise DataError(
+            f"{where_row(path, info.format, bad)}{_skill_at(table, bad)}: empty or null input_ids"
+        )
+    if "loss_mask" in table.column_names:  # caught here, before any worker starts
+        masks = pc.fill_null(pc.list_value_length(table.column("loss_mask")), -1)
+        differ = pc.not_equal(masks, lengths)
+        if pc.any(differ).as_py():
+            i = pc.index(differ, True).as_py()
+            raise DataError(
+                f"{where_row(path, info.format, i)}{_skill_at(table, i)}: loss_mask has "
+                f"{masks[i].as_py()} entries, input_ids has {lengths[i].as_py()}; expected "
+                "equal lengths"
+            )
     info.max_len = max(info.max_len, pc.max(lengths).as_py())
     flat = pc.list_flatten(ids)
     lo = pc.min(flat).as_py()
@@ -129,11 +176,12 @@ def inspect(path: str, fmt: str, split: str, scan_tokens: bool) -> SplitInfo:
         elif ("input_ids" in names) != ("input_ids" in columns):
             raise DataError(f"{f}: has columns {names}, but {files[0]} has {columns}")
         want = ["skill"] + (["input_ids"] if scan_tokens and "input_ids" in names else [])
+        want += ["loss_mask"] if "input_ids" in want and "loss_mask" in names else []
         table = _read_file(fs, f, fmt, want) if table is None else table.select(want)
         skills = table.column("skill")
         if skills.null_count:
             row = pc.index(pc.is_null(skills), True).as_py()
-            raise DataError(f"{f}: row {row} has no skill (null 'skill')")
+            raise DataError(f"{where_row(f, fmt, row)}: no skill (null 'skill')")
         if not pa.types.is_string(skills.type) and not pa.types.is_large_string(skills.type):
             raise DataError(f"{f}: 'skill' column must hold strings, found {skills.type}")
         for entry in pc.value_counts(skills).to_pylist():

@@ -88,6 +88,7 @@ class Worker:
         torch.manual_seed(t.seed)  # same init on every rank; DDP broadcasts rank 0's anyway
         self.fingerprint = loop_config["fingerprint"]
         self.restored = self._load_checkpoint()
+        self._note(f"workers: {self.world} started")
         model = build_model(self.cfg.model, self.meta.vocab_size, self.meta.max_len)
         state = self.restored.state if self.restored else None
         if state:
@@ -103,6 +104,9 @@ class Worker:
             self.sched.load_state_dict(state["scheduler"])
             self.step, self.start_round = state["step"], self.restored.round + 1
         self.t_model = time.time()
+        params = sum(p.numel() for p in self.raw_model.parameters())
+        from_round = f", restored after round {self.start_round}" if state else ""
+        self._note(f"model: {params / 1e6:.2f}M parameters{from_round}")
         self.rss_model_mb = rss_mb("VmRSS")
         # Peak RSS (VmHWM) at the end of each phase: its increments say which phase set the peak.
         self.peaks: dict[str, float | None] = {}
@@ -133,10 +137,16 @@ class Worker:
         self._peak("open_eval")
         self.drain_s = time.time() - self.t_model
         self.rss_drained_mb = {f: rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
+        rows = sum(self.train_store.rows(s) for s in self.meta.train_skills)
+        self._note(f"data: {rows} train rows opened from the token cache")
         self.tokens_trained = 0
         self.t_first_step: float | None = None
         if state:
             self.train_store.load_state_dict(self.restored.ranks[self.rank])
+
+    def _note(self, text: str) -> None:
+        if self.rank == 0:  # the driver prints it with the time since the run started
+            ray.get(self.coord.note.remote(text))
 
     def _peak(self, phase: str, once: bool = False) -> None:
         """VmHWM at the end of ``phase``; ``once``: only at its first end (no /proc read after)."""
@@ -312,7 +322,7 @@ class Worker:
     def run(self) -> WorkerStats:
         t_loop = time.time()
         mix = self._start()
-        t, train_s, stopped = self.cfg.train, 0.0, None
+        t, train_s, stopped, interrupted = self.cfg.train, 0.0, None, None
         for r in range(self.start_round, t.rounds):
             # Every rank computes the same plan from (seed, round): no talking needed.
             plan = make_plan(mix.probs, t.steps_per_round, t.batch_size, t.seed, r)
@@ -329,11 +339,18 @@ class Worker:
                 ray.get(self.coord.report.remote(pack(record)))
             self._peak(f"round{r + 1}_trained")
             last = r + 1 == t.rounds
-            self._report(record, save=last or (r + 1) % t.checkpoint_every == 0, final=last)
+            # SIGINT/SIGTERM on the driver: stop after this round, with a checkpoint of it.
+            halt = not last and ray.get(self.coord.stop_after.remote(r))
+            save = last or halt or (r + 1) % t.checkpoint_every == 0
+            self._report(record, save=save, final=last)
             self._peak(f"round{r + 1}_reported")
+            if halt:
+                interrupted = r
+                break
             if not last:
                 mix = ray.get(self.coord.get_mixture.remote(r + 1))
-        samples = (t.rounds - self.start_round) * t.steps_per_round * t.batch_size
+        done = (interrupted + 1 if interrupted is not None else t.rounds) - self.start_round
+        samples = done * t.steps_per_round * t.batch_size
         return WorkerStats(
             t_enter=self.t_enter,
             t_model=self.t_model,
@@ -354,6 +371,7 @@ class Worker:
             tokens_trained=self.tokens_trained,
             device=_device_name(self.device),
             process_group=dist.get_backend() if dist.is_initialized() else None,
+            interrupted_after=interrupted,
         )
 
 

@@ -33,9 +33,12 @@ class LegoParams:
     rows_per_skill: int = field(
         default=2000, metadata={"doc": "Train rows of the least frequent skill."}
     )
-    proportions: list = field(
-        default_factory=lambda: [1, 1, 1, 3, 5],
-        metadata={"doc": "Natural train proportions per depth (paper: 1:1:1:3:5)."},
+    proportions: list | None = field(
+        default=None,
+        metadata={
+            "doc": "Natural train proportions per depth; default the paper's 1:1:1:3:5 with 5 "
+            "variables, equal shares with any other number."
+        },
     )
     val_rows_per_skill: int = field(default=200, metadata={"doc": "Validation rows per skill."})
     shuffle_clauses: bool = field(
@@ -50,6 +53,11 @@ class LegoParams:
             "scratch by a 2-layer model)."
         },
     )
+
+    def __post_init__(self) -> None:
+        # Resolved here, so the default's cache fingerprint is that of the list it stands for.
+        if self.proportions is None:
+            self.proportions = [1, 1, 1, 3, 5] if self.variables == 5 else [1] * self.variables
 
 
 FORMATS = ("paper", "scratchpad")
