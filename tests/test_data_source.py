@@ -156,3 +156,37 @@ def test_short_loss_mask_is_caught_before_training_naming_line_and_skill(tmp_pat
         "x.jsonl: line 2, skill 'b': loss_mask has 2 entries, input_ids has 3; expected equal "
         "lengths"
     )
+
+
+def test_rows_without_a_loss_mask_beside_rows_with_one():
+    """A JSONL file where only some rows carry loss_mask: the others (null) train on every
+    token; a given mask of the wrong length is still refused, naming its skill."""
+    t = pa.table(
+        {
+            "skill": ["a", "b", "a"],
+            "input_ids": [[1, 2, 3], [1, 2, 3, 4], [2, 2]],
+            "loss_mask": [None, [0, 0, 1, 1], None],
+        }
+    )
+    out = tokenize_batch(t, None, 8, 10, None)
+    assert out.column("loss_mask").to_pylist() == [[1, 1, 1], [0, 0, 1, 1], [1, 1]]
+    bad = t.set_column(2, "loss_mask", pa.array([None, [0, 1], None], pa.list_(pa.int64())))
+    with pytest.raises(DataError, match="skill 'b': loss_mask has 2 entries, input_ids has 4"):
+        tokenize_batch(bad, None, 8, 10, None)
+
+
+def test_our_error_is_found_in_a_ray_data_task_traceback():
+    """Ray Data re-raises a failed map task as UserCodeException without our error object;
+    the error is rebuilt from the task's traceback text, class and message."""
+    from ray.exceptions import RayTaskError
+
+    from skillit_ray.remote import find_cause
+
+    text = (
+        'Traceback (most recent call last):\n  File "pipeline.py", line 1, in f\n'
+        "skillit_ray.errors.DataError: x.jsonl: skill 'b': no token has loss\n"
+    )
+    wrapped = RayTaskError("MapBatches(tokenize_batch)", text, RuntimeError("UDF failed"))
+    found = find_cause(wrapped)
+    assert isinstance(found, DataError) and str(found) == "x.jsonl: skill 'b': no token has loss"
+    assert find_cause(RayTaskError("f", "Traceback ...\nValueError: other\n", ValueError())) is None

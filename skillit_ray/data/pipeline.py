@@ -40,7 +40,8 @@ def _where(batch: pa.Table, i: int) -> str:
 def ragged(col) -> tuple[np.ndarray, np.ndarray]:
     """(flat values, offsets [n + 1]) of a list column, whatever its chunking or slicing."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+    # a null list counts as empty (list_flatten skips it); its row is the caller's to judge
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -107,16 +108,22 @@ def tokenize_batch(
         )
     out = {"skill": skill_of, "input_ids": lists(off, flat.astype(np.int32))}
     if "loss_mask" in batch.column_names:
-        mflat, moff = ragged(batch.column("loss_mask"))
+        masks = batch.column("loss_mask")
+        given = ~np.asarray(masks.is_null(), dtype=bool)  # a null mask: loss on every token
+        mflat, moff = ragged(masks)
         mlen = np.diff(moff)
-        if n and (mlen != lengths).any():
+        if n and (given & (mlen != lengths)).any():
             fail(
-                mlen != lengths,
+                given & (mlen != lengths),
                 lambda i: (
                     f"loss_mask has {mlen[i]} entries, input_ids has {lengths[i]}; "
                     "expected equal lengths"
                 ),
             )
+        if not given.all():  # the given rows' masks in place, ones for the rows without
+            full = np.ones(len(flat), dtype=mflat.dtype)
+            full[np.repeat(given, lengths)] = mflat
+            mflat = full
         # Loss tokens inside each row's last max_len tokens (what survives the cut).
         csum = np.concatenate([[0], np.cumsum(mflat != 0)])
         kept = csum[off[1:]] - csum[np.maximum(off[:-1], off[1:] - max_len)]

@@ -145,8 +145,9 @@ def _scan_tokens(table: pa.Table, path: str, info: SplitInfo) -> None:
             f"{where_row(path, info.format, bad)}{_skill_at(table, bad)}: empty or null input_ids"
         )
     if "loss_mask" in table.column_names:  # caught here, before any worker starts
-        masks = pc.fill_null(pc.list_value_length(table.column("loss_mask")), -1)
-        differ = pc.not_equal(masks, lengths)
+        # a null mask is a row without one (loss on every token): only given masks must fit
+        masks = pc.list_value_length(table.column("loss_mask"))
+        differ = pc.fill_null(pc.not_equal(masks, lengths), False)
         if pc.any(differ).as_py():
             i = pc.index(differ, True).as_py()
             raise DataError(
