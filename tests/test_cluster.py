@@ -49,7 +49,8 @@ def test_job_submit_to_head_node_with_token_auth(ray_head, tmp_path, cache_dir):
     status = subprocess.run(
         [RAY, "job", "status", "--address", address, job_id], env=env, capture_output=True
     )
-    assert b"SUCCEEDED" in status.stdout + status.stderr
+    assert status.returncode == 0
+    assert f"Job '{job_id}' succeeded".encode() in status.stdout + status.stderr
     # token auth is on: a client without the token is refused
     bare = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
     refused = subprocess.run(
