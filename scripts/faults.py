@@ -214,7 +214,9 @@ def ctrl_c_and_driver_kill(cache: str, work: str) -> str:
     log = os.path.join(work, "resume.log")
     rc = _cli(["run", "--resume", out], log).wait(timeout=600)
     text = open(log).read()
-    if killed_at == 4:  # the kill came after the last checkpoint: nothing left to resume
+    # The killed driver's workers may still commit the last checkpoint before its cluster is
+    # gone: then nothing is left to resume, whatever the checkpoint read at the kill said.
+    if killed_at == 4 or (rc == 2 and "already finished all 5 rounds" in text):
         assert rc == 2 and "already finished all 5 rounds" in text, text[-2000:]
     else:
         assert rc == 0, f"second resume: exit {rc}: {text[-2000:]}"
