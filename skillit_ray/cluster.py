@@ -58,8 +58,11 @@ def ensure_ray(cfg: Config) -> str:
     returns what it did, for the console."""
     import ray
 
-    if not cfg.run.ray_logs:  # Ray Data logs each execution at INFO on the driver
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if not cfg.run.ray_logs:
+        # Ray Data logs each execution at INFO on the driver, warns that progress bars are off
+        # (we turn them off) and logs a failed task at ERROR before raising it: the raised
+        # error reaches the user as its own line (remote.find_cause), so the log is a repeat.
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         logging.getLogger("ray.tune").setLevel(logging.WARNING)
     if not cfg.run.ray_logs:
         _quiet_raylet_messages()

@@ -79,7 +79,7 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     fp = checkpoint.fingerprint(cfg, meta)
     if resume:
         ident = RunIdentity.load(out)
-        start = rundir.resume_round(ident, fp, cfg.train.rounds)
+        start = rundir.resume_round(ident, fp, cfg.train.rounds, out)
         # Elapsed time, ETA and wall_s count running time: the downtime is left out.
         before = rundir.running_time(out, start)
         t0 = time.time() - before.get(start - 1, 0.0)

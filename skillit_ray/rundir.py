@@ -85,7 +85,30 @@ def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
     return config_mod.load(os.path.join(run_dir, "config.yaml"), overrides)
 
 
-def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
+def _complete_metrics(out: str, path: str, t0: float) -> bool:
+    """A driver killed while its workers committed the last round's checkpoint leaves a finished
+    run whose metrics.jsonl lacks that round: rewrite the file from the checkpoint's history
+    (every round's record) when it holds fewer rounds. True when it was rewritten."""
+    from skillit_ray.records import RoundRecord
+    from skillit_ray.train import checkpoint
+
+    metrics = os.path.join(out, "metrics.jsonl")
+    try:
+        with open(metrics) as fh:
+            have = sum(1 for line in fh if line.strip())
+    except OSError:
+        have = 0
+    snap = checkpoint.read(path).coordinator or {}
+    history = (snap.get("coordinator") or {}).get("history") or []
+    if len(history) <= have:
+        return False
+    with open(metrics, "w") as fh:
+        for row in history:
+            fh.write(json.dumps(RoundRecord.from_json(row).metrics_row(t0)) + "\n")
+    return True
+
+
+def resume_round(ident: RunIdentity, fp: dict, rounds: int, out: str | None = None) -> int:
     """The round the resumed run starts at, after checking the newest checkpoint fits."""
     from skillit_ray.train import checkpoint  # torch: imported once a run really starts
 
@@ -104,7 +127,10 @@ def resume_round(ident: RunIdentity, fp: dict, rounds: int) -> int:
             "start a new run instead"
         )
     if meta["round"] + 1 >= rounds:
-        raise CheckpointError(f"run '{ident.run_name}' already finished all {rounds} rounds")
+        note = ""
+        if out is not None and _complete_metrics(out, path, ident.t0):
+            note = f" (its last rounds were missing from metrics.jsonl: written from {path})"
+        raise CheckpointError(f"run '{ident.run_name}' already finished all {rounds} rounds{note}")
     return meta["round"] + 1
 
 

@@ -100,3 +100,23 @@ def test_mismatched_or_unreadable_checkpoint_is_refused(clean, tmp_path):
         launch.run(rundir.resume_config(str(copy)), out=str(copy), echo=False, resume=True)
     with pytest.raises(CheckpointError, match="not a skillit-ray run directory"):
         rundir.resume_config(str(tmp_path))
+
+
+def test_finished_checkpoint_completes_missing_metrics(clean, tmp_path):
+    """A driver killed while its worker committed the last checkpoint leaves a finished run
+    whose metrics.jsonl lacks the last rounds: the refused resume writes them from the
+    checkpoint's history, the same rows a clean run wrote (all but the wall clock)."""
+    out, want = clean
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    ident = json.loads((copy / rundir.RUN_FILE).read_text())
+    ident["storage"] = str(copy / "ray")
+    (copy / rundir.RUN_FILE).write_text(json.dumps(ident))
+    lines = (copy / "metrics.jsonl").read_text().splitlines()
+    (copy / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(CheckpointError, match="missing from metrics.jsonl: written from"):
+        launch.run(rundir.resume_config(str(copy)), out=str(copy), echo=False, resume=True)
+    got = rows(copy)
+    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in got] == [
+        {k: v for k, v in r.items() if k != "wall_s"} for r in want
+    ]
