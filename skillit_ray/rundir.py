@@ -85,10 +85,11 @@ def resume_config(run_dir: str, overrides: list[str] | None = None) -> Config:
     return config_mod.load(os.path.join(run_dir, "config.yaml"), overrides)
 
 
-def _complete_metrics(out: str, path: str, t0: float) -> bool:
+def _complete_outputs(out: str, path: str, t0: float) -> bool:
     """A driver killed while its workers committed the last round's checkpoint leaves a finished
-    run whose metrics.jsonl lacks that round: rewrite the file from the checkpoint's history
-    (every round's record) when it holds fewer rounds. True when it was rewritten."""
+    run whose metrics.jsonl lacks that round and whose model folder is an earlier one: rewrite
+    the file from the checkpoint's history (every round's record) when it holds fewer rounds,
+    and copy the checkpoint's model. True when it did."""
     from skillit_ray.records import RoundRecord
     from skillit_ray.train import checkpoint
 
@@ -105,6 +106,9 @@ def _complete_metrics(out: str, path: str, t0: float) -> bool:
     with open(metrics, "w") as fh:
         for row in history:
             fh.write(json.dumps(RoundRecord.from_json(row).metrics_row(t0)) + "\n")
+    model = os.path.join(path, "model")  # the final model too (a local checkpoint's copy)
+    if "://" not in path and os.path.isdir(model):
+        shutil.copytree(model, os.path.join(out, "model"), dirs_exist_ok=True)
     return True
 
 
@@ -128,8 +132,11 @@ def resume_round(ident: RunIdentity, fp: dict, rounds: int, out: str | None = No
         )
     if meta["round"] + 1 >= rounds:
         note = ""
-        if out is not None and _complete_metrics(out, path, ident.t0):
-            note = f" (its last rounds were missing from metrics.jsonl: written from {path})"
+        if out is not None and _complete_outputs(out, path, ident.t0):
+            note = (
+                " (its last rounds were missing from metrics.jsonl: written, with the final "
+                f"model, from {path})"
+            )
         raise CheckpointError(f"run '{ident.run_name}' already finished all {rounds} rounds{note}")
     return meta["round"] + 1
 

@@ -114,9 +114,13 @@ def test_finished_checkpoint_completes_missing_metrics(clean, tmp_path):
     (copy / rundir.RUN_FILE).write_text(json.dumps(ident))
     lines = (copy / "metrics.jsonl").read_text().splitlines()
     (copy / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
-    with pytest.raises(CheckpointError, match="missing from metrics.jsonl: written from"):
+    shutil.rmtree(copy / "model")
+    with pytest.raises(
+        CheckpointError, match="missing from metrics.jsonl: written, with the final model, from"
+    ):
         launch.run(rundir.resume_config(str(copy)), out=str(copy), echo=False, resume=True)
     got = rows(copy)
     assert [{k: v for k, v in r.items() if k != "wall_s"} for r in got] == [
         {k: v for k, v in r.items() if k != "wall_s"} for r in want
     ]
+    check_golden("skillit_5_rounds", copy)  # every number and the final model
