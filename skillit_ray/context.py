@@ -96,8 +96,15 @@ def prepare_inputs(
         rows, difficulty = _difficulty(cfg, data)
     if "graph" in needs:
         graph = _graph(cfg, data, out, resume, echo)
+    ctx = policy_context(cfg, data, initial_loss, difficulty, graph)
+    return RunInputs(ctx, rows)
+
+
+def policy_context(cfg: Config, data: PreparedData, initial_loss, difficulty, graph):
+    """The frozen PolicyContext of a run from its config, its data and the pre-round-0
+    signals (the real ones here, stand-ins in ``preflight``)."""
     t = cfg.train
-    ctx = PolicyContext(
+    return PolicyContext(
         data.train_skills,
         data.eval_skills,
         data.natural,
@@ -110,4 +117,3 @@ def prepare_inputs(
         difficulty,
         graph,
     )
-    return RunInputs(ctx, rows)

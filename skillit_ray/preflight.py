@@ -59,7 +59,6 @@ def stand_in_context(cfg: Config, data: PreparedData, needs: frozenset[str]) -> 
     loss 1 per eval skill, evenly spread row difficulties, an all-ones graph."""
     from skillit_ray.graph import SkillsGraph
 
-    t = cfg.train
     rows = data.train.rows_per_skill
     initial = {s: 1.0 for s in data.eval_skills} if "initial_loss" in needs else None
     difficulty = None
@@ -69,19 +68,9 @@ def stand_in_context(cfg: Config, data: PreparedData, needs: frozenset[str]) -> 
     if "graph" in needs:
         ones = np.ones((len(data.train_skills), len(data.eval_skills)))
         graph = SkillsGraph(data.train_skills, data.eval_skills, ones)
-    return PolicyContext(
-        data.train_skills,
-        data.eval_skills,
-        data.natural,
-        t.rounds,
-        t.steps_per_round,
-        t.batch_size,
-        t.seed,
-        rows,
-        initial,
-        difficulty,
-        graph,
-    )
+    from skillit_ray.context import policy_context
+
+    return policy_context(cfg, data, initial, difficulty, graph)
 
 
 def check_policy_start(cfg: Config, data: PreparedData) -> frozenset[str]:
