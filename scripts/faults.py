@@ -248,18 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or list(SCENARIOS):
         fn = SCENARIOS[name]
         if fn is not ctrl_c_and_driver_kill and not started:
-            import ray
+            from skillit_ray.cluster import start_quiet_local
 
-            from skillit_ray.cluster import forget_dead_cluster
-
-            forget_dead_cluster()
-            ray.init(
-                address="local",
-                num_cpus=4,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="warning",
-            )
+            start_quiet_local(num_cpus=4)
             started = True
         t0 = time.time()
         try:

@@ -163,3 +163,18 @@ def require_shared_storage(storage_path: str | None, nodes: list[dict], what: st
             "node must reach: set run.storage_path to a folder all nodes share (an NFS mount) "
             "or a URI (s3://..., gs://...), e.g. --set run.storage_path=/shared/skillit"
         )
+
+
+def start_quiet_local(num_cpus: int = 4) -> None:
+    """A private local cluster with Ray's own console output off: what the test suite and the
+    fault script run on (a stale pointer to a dead head would slow every fit's teardown)."""
+    import ray
+
+    forget_dead_cluster()
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+    )

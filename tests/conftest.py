@@ -16,7 +16,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
-from skillit_ray.cluster import forget_dead_cluster  # noqa: E402
+from skillit_ray.cluster import forget_dead_cluster, start_quiet_local  # noqa: E402
 
 # Fixtures that start Ray. A test that uses one (directly or through another fixture) gets the
 # `ray` marker here, so the fast tier (`pytest -m "not ray"`) can never include it by mistake.
@@ -49,14 +49,7 @@ def _fast_tier_stays_off_ray(request):
 def ray_session():
     import ray
 
-    forget_dead_cluster()
-    ray.init(
-        address="local",
-        num_cpus=4,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="warning",
-    )
+    start_quiet_local(num_cpus=4)
     yield ray
     ray.shutdown()
 
