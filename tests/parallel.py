@@ -45,10 +45,3 @@ def at_once(fn: Callable, jobs: dict, limit: int = 2) -> dict[str, Outcome]:
         except Exception as exc:  # noqa: BLE001 - kept for the test that reads this run
             out[name] = Outcome(exc)
     return {name: out[name] for name in jobs}
-
-
-def launch_run(raw: dict, out: str) -> dict:
-    """One ``skillit-ray run`` of a raw config dict into ``out`` (a task body for ``at_once``)."""
-    from skillit_ray import config, launch
-
-    return launch.run(config.from_dict(raw), out=out, echo=False)
