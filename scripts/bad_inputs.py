@@ -95,6 +95,23 @@ def cases(w: str) -> list[Case]:
         Case("memory budget", run("data.memory_budget_mb=-5"), "data.memory_budget_mb must be"),
         Case("data format", run("data.format=csv"), "data.format: unknown 'csv'"),
         Case("graph method", run("graph.method=exact"), "graph.method: unknown 'exact'"),
+        Case("graph warm-up", run("graph.warmup_steps=-2"), "graph.warmup_steps must be an"),
+        Case(
+            "graph warm twice",
+            run("graph.init_from={w}", "graph.warmup_steps=5"),
+            "graph.init_from and graph.warmup_steps: give one",
+        ),
+        Case(
+            "graph init_from missing",
+            ["graph", "learn", LEGO, "--init-from", "{w}/norun", "--out", "{w}/g.json"],
+            "graph.init_from '{w}/norun': no such folder",
+        ),
+        Case(
+            "graph init_from no run",
+            run("graph.init_from={w}/empty"),
+            "graph.init_from '{w}/empty': neither a run directory (no run.json) nor a checkpoint",
+            files={"empty/notes.txt": "not a run"},
+        ),
         Case("sweep scheduler", run("sweep.scheduler=pbt"), "sweep.scheduler: unknown 'pbt'"),
         # keys and files
         Case("unknown key", run("train.rouns=3"), "did you mean 'train.rounds'"),

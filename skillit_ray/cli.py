@@ -213,16 +213,19 @@ def _cmd_graph_learn(args: argparse.Namespace) -> None:
     from skillit_ray import cluster, config
     from skillit_ray.data.prepare import prepare
     from skillit_ray.graph_learning import learn
-    from skillit_ray.preflight import check_config, check_model
+    from skillit_ray.preflight import check_config, check_graph_start, check_model
 
     sets = list(args.set)
-    for key in ("method", "steps", "seeds"):
+    if args.init_from is not None:
+        sets.append(f"graph.init_from={args.init_from}")
+    for key in ("method", "steps", "seeds", "warmup_steps"):
         if getattr(args, key) is not None:
             sets.append(f"graph.{key}={getattr(args, key)}")
     cfg = config.load(args.config, sets)
     check_config(cfg)
     data = prepare(cfg)
     check_model(cfg, data)  # before Ray starts
+    check_graph_start(cfg, data)
     cluster.ensure_ray(cfg)
     graph = learn(cfg, cfg.graph, echo=not args.quiet, data=data)
     graph.save(args.out)
@@ -237,7 +240,12 @@ def _cmd_graph_show(args: argparse.Namespace) -> None:
     print(graph.table())
     prov = graph.provenance
     if prov:
-        print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items() if k != "model"))
+        shown = ("model", "start")
+        print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items() if k not in shown))
+    if prov.get("method") in ("approximate", "brute-force"):  # learned: where its runs started
+        from skillit_ray.warm_start import describe
+
+        print(f"started: {describe(prov.get('start'))}")
     if args.png:
         graph.heatmap(args.png)
         print(f"wrote {args.png}")
@@ -287,6 +295,20 @@ def _add_graph_parsers(sub) -> None:
     learn.add_argument("--steps", type=int, default=None, help="H: steps per ablation run")
     learn.add_argument(
         "--seeds", type=int, default=None, help="seeds averaged (default: graph.seeds)"
+    )
+    learn.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN_OR_CHECKPOINT",
+        help="start the ablation runs from a trained model: a run directory (its newest "
+        "checkpoint) or a checkpoint directory (default: graph.init_from; none: cold)",
+    )
+    learn.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        metavar="W",
+        help="start them after W steps on the natural mixture (default: graph.warmup_steps)",
     )
     learn.add_argument(
         "--set",

@@ -157,6 +157,19 @@ class GraphLearnConfig:
     max_parallel: int | None = _f(
         None, "Ablation runs at once; None: as many as the cluster's CPUs allow."
     )
+    init_from: str | None = _f(
+        None,
+        "Start every ablation run from a trained model: a run directory (its newest "
+        "checkpoint) or one checkpoint directory of a finished or partial run; its weights and "
+        "AdamW state are reused (docs/decisions.md). None: a fresh model (cold), or "
+        "graph.warmup_steps.",
+    )
+    warmup_steps: int = _f(
+        0,
+        "W: before the ablations, train each seed's fresh model W steps on the natural "
+        "mixture (the run's optimizer, lr and schedule), and start them all from it; 0: cold "
+        "(a fresh model). Not with graph.init_from.",
+    )
 
 
 @dataclass(kw_only=True)
@@ -364,6 +377,7 @@ BOUNDS: dict[str, tuple[str, float]] = {
     "graph.seeds": (">=", 1),
     "graph.lr": (">", 0),
     "graph.max_parallel": (">=", 1),
+    "graph.warmup_steps": (">=", 0),
     "sweep.seeds": (">=", 1),
     "sweep.num_samples": (">=", 1),
     "sweep.max_concurrent": (">=", 1),
@@ -448,6 +462,12 @@ def validate(cfg: Config) -> None:
     _check(
         cfg.model.preset is not None or cfg.model.path is not None,
         "model: set model.preset or model.path",
+    )
+    g = cfg.graph
+    _check(
+        g.init_from is None or not g.warmup_steps,
+        "graph.init_from and graph.warmup_steps: give one (a trained run's checkpoint, or W "
+        "warm-up steps from a fresh model), not both",
     )
     sw = cfg.sweep
     if sw.budget_steps is not None:

@@ -4,8 +4,10 @@ approximate (k runs): from the shared starting model, train on train skill i alo
   delta[i, j] = L_j(start) - L_j(after), for every eval skill j.
 brute-force (k^2 runs): for each ordered pair, train on {i, j} and on {j} alone for H steps;
   delta[i, j] = L_j(j alone) - L_j(i and j); the diagonal is L_j(start) - L_j(j alone).
-Every run of a seed starts from the same model (put once in the object store); seeds change the
-starting model and the row order; the graph is their mean and ``std`` their spread.
+Every run of a seed starts from the same model and optimizer state (put once in the object
+store): a fresh model (cold), a trained run's checkpoint, or W warm-up steps on the natural
+mixture (``warm_start``); seeds change the starting model (not a checkpoint's) and the row
+order; the graph is their mean and ``std`` their spread.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from skillit_ray.config import Config, GraphLearnConfig
 from skillit_ray.data.prepare import PreparedData
 from skillit_ray.errors import ConfigError
 from skillit_ray.graph import SkillsGraph, normalize
+from skillit_ray.warm_start import StartPoint, check_fits, resolve
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,9 @@ def plan_runs(method: str, train: tuple, eval_: tuple, seeds: int) -> list[Ablat
     return runs
 
 
-def _run_ablation(spec: dict, run: Ablation, model_state, cache, eval_store) -> dict:
-    """Train a copy of the starting model for H steps on the run's skills; eval every skill."""
+def _run_ablation(spec: dict, run: Ablation, start: dict, cache, eval_store) -> dict:
+    """Train a copy of the starting model for H steps on the run's skills; eval every skill.
+    ``start``: {"model": state dict, "optimizer": AdamW state dict or None (cold: fresh)}."""
     import torch
 
     from skillit_ray.config import ModelConfig
@@ -60,9 +64,11 @@ def _run_ablation(spec: dict, run: Ablation, model_state, cache, eval_store) -> 
     # Seed per run: dropout must not depend on which worker process ran which runs before.
     torch.manual_seed(run.seed * 1_000_003 + zlib.crc32(",".join(run.skills).encode()))
     model = build_model(ModelConfig(**spec["model"]), spec["vocab_size"], spec["max_len"])
-    model.load_state_dict(model_state)
+    model.load_state_dict(start["model"])
     model.train()
     opt = build_optimizer(model, spec["lr"], spec["weight_decay"])
+    if start["optimizer"] is not None:
+        _reuse_optimizer(opt, start["optimizer"], spec["lr"])
     skills = tuple(spec["train_skills"])
     probs = np.array([1.0 if s in run.skills else 0.0 for s in skills])
     streams = SkillStreams(cache, skills, run.seed)  # reads only the shards it draws from
@@ -83,21 +89,101 @@ def _run_ablation(spec: dict, run: Ablation, model_state, cache, eval_store) -> 
     return loss
 
 
-def _start_states(spec: dict, seeds: int, eval_store) -> tuple[list, list[dict]]:
+def _reuse_optimizer(opt, saved: dict, lr: float) -> None:
+    """Load a warm run's AdamW state (moments and step counts: warm_start says why), then set
+    the graph's learning rate; the weight decay stays this config's."""
+    decay = [g["weight_decay"] for g in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, wd in zip(opt.param_groups, decay):
+        group["lr"], group["weight_decay"] = lr, wd
+
+
+def _fresh_model(spec: dict, seed: int):
+    """Graph seed ``seed``'s fresh model: the cold start, and a warm-up's beginning."""
     import torch
 
     from skillit_ray.config import ModelConfig
     from skillit_ray.model import build_model
+
+    torch.manual_seed(spec["seed"] + seed)
+    return build_model(ModelConfig(**spec["model"]), spec["vocab_size"], spec["max_len"])
+
+
+def _warm_up(spec: dict, seed: int, cache, eval_store) -> tuple[dict, dict]:
+    """Graph seed ``seed``'s fresh model after W steps on the natural mixture, with the run's
+    optimizer and LR schedule; returns (start, its eval loss per skill). A Ray task."""
+    import torch
+
+    from skillit_ray.data.stream import SkillStreams
+    from skillit_ray.train.evaluate import evaluate
+    from skillit_ray.train.local import train_round
+    from skillit_ray.train.optim import build_optimizer, build_scheduler
+
+    torch.set_num_threads(1)
+    model = _fresh_model(spec, seed)
+    model.train()
+    w = spec["warmup"]
+    opt = build_optimizer(model, w["lr"], spec["weight_decay"])
+    sched = build_scheduler(opt, w["lr_warmup"], w["total_steps"], w["lr_schedule"])
+    skills = tuple(spec["train_skills"])
+    # Its own row order and plan, so the ablations do not re-draw its first rows.
+    streams = SkillStreams(cache, skills, WARMUP_SEED + seed)
+    probs = np.array([w["natural"][s] for s in skills])
+    train_round(
+        model,
+        opt,
+        sched,
+        streams,
+        skills,
+        probs / probs.sum(),
+        w["steps"],
+        spec["batch_size"],
+        spec["seed"] + seed,
+        WARMUP_SEED,
+        spec["grad_clip"],
+    )
+    loss, _ = evaluate(model, eval_store, spec["eval_batch_size"], torch.device("cpu"), False)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    return {"model": state, "optimizer": opt.state_dict()}, loss
+
+
+# Row-order seed offset and plan round of the warm-ups: apart from the ablations' (the graph
+# seed 0..seeds-1, round 0).
+WARMUP_SEED = 1_000_000
+
+
+def _start_states(
+    spec: dict, seeds: int, eval_store, start: StartPoint, cache
+) -> tuple[list[dict], list[dict]]:
+    """Per graph seed, the ablations' start ({"model", "optimizer"}) and its eval loss."""
+    import torch
+
     from skillit_ray.train.evaluate import evaluate
 
+    def measured(model) -> dict:
+        return evaluate(model, eval_store, spec["eval_batch_size"], torch.device("cpu"), False)[0]
+
+    if start.kind == "warmup":
+        import ray
+
+        task = ray.remote(num_cpus=1)(_warm_up).options(num_returns=2)
+        refs = [task.remote(spec, seed, cache, eval_store) for seed in range(seeds)]
+        return ray.get([r[0] for r in refs]), ray.get([r[1] for r in refs])
+    if start.kind == "checkpoint":  # one trained model for every seed
+        from skillit_ray.train import checkpoint
+
+        saved = checkpoint.read(start.checkpoint).state
+        model = _fresh_model(spec, 0)
+        model.load_state_dict(saved["model"])
+        one = {"model": saved["model"], "optimizer": saved["optimizer"]}
+        return [one] * seeds, [measured(model)] * seeds
     states, base = [], []
     for seed in range(seeds):
-        torch.manual_seed(spec["seed"] + seed)
-        model = build_model(ModelConfig(**spec["model"]), spec["vocab_size"], spec["max_len"])
-        states.append({k: v.clone() for k, v in model.state_dict().items()})
-        base.append(
-            evaluate(model, eval_store, spec["eval_batch_size"], torch.device("cpu"), False)[0]
+        model = _fresh_model(spec, seed)
+        states.append(
+            {"model": {k: v.clone() for k, v in model.state_dict().items()}, "optimizer": None}
         )
+        base.append(measured(model))
     return states, base
 
 
@@ -142,6 +228,8 @@ def learn(
     from skillit_ray.data.prepare import prepare
 
     data = data or prepare(cfg)
+    start = resolve(cfg)
+    check_fits(start, cfg, data.vocab_size, data.max_len)
     cache = data.cache(echo)
     eval_store = data.local_store("eval")  # held in memory, put once in the object store
     t = cfg.train
@@ -157,8 +245,20 @@ def learn(
         "eval_batch_size": t.eval_batch_size,
         "seed": t.seed,
         "train_skills": list(data.train_skills),
+        "warmup": {  # the run's first W steps, on the natural mixture
+            "steps": g.warmup_steps,
+            "lr": float(t.lr),
+            "lr_warmup": t.warmup_steps,
+            "lr_schedule": t.lr_schedule,
+            "total_steps": cfg.total_steps,
+            "natural": dict(data.natural),
+        },
     }
-    states, base = _start_states(spec, g.seeds, eval_store)
+    t0 = time.time()
+    states, base = _start_states(spec, g.seeds, eval_store, start, cache)
+    start_s = time.time() - t0
+    if echo and start.kind != "cold":
+        print(f"graph learn: start ready ({start.kind}, {start_s:.1f}s)", flush=True)
     runs = plan_runs(g.method, data.train_skills, data.eval_skills, g.seeds)
     t0 = time.time()
     results = _execute(spec, runs, states, cache, eval_store, g.max_parallel, echo)
@@ -195,7 +295,10 @@ def learn(
             "binarize": g.binarize,
             "diagonal": g.diagonal,
         },
+        "start": start.to_json(),
+        "start_loss": [dict(b) for b in base],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "start_wall_s": start_s,
         "ablation_wall_s": ablation_s,
     }
     return SkillsGraph(data.train_skills, data.eval_skills, stack.mean(0), stack.std(0), prov)

@@ -31,6 +31,9 @@ def check_config(cfg: Config) -> None:
 
         SkillsGraph.load(graph)
     _check_model_source(cfg)
+    from skillit_ray import warm_start
+
+    warm_start.resolve(cfg)  # graph.init_from names a run or checkpoint that exists
 
 
 def _check_model_source(cfg: Config) -> None:
@@ -52,6 +55,13 @@ def check_model(cfg: Config, data: PreparedData) -> None:
     _check_model_source(cfg)
     if not cfg.model.path:
         model.build_config(cfg.model, data.vocab_size, data.max_len)
+
+
+def check_graph_start(cfg: Config, data: PreparedData) -> None:
+    """graph.init_from's checkpoint fits this config's model and data (learning a graph)."""
+    from skillit_ray import warm_start
+
+    warm_start.check_fits(warm_start.resolve(cfg), cfg, data.vocab_size, data.max_len)
 
 
 def stand_in_context(cfg: Config, data: PreparedData, needs: frozenset[str]) -> PolicyContext:
@@ -98,4 +108,6 @@ def check_run(cfg: Config, data: PreparedData) -> frozenset[str]:
     the signals the policy needs."""
     needs = check_policy_start(cfg, data)
     check_model(cfg, data)
+    if "graph" in needs:
+        check_graph_start(cfg, data)
     return needs

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from skillit_ray import cli, config, launch
 from skillit_ray.errors import GraphError
@@ -155,4 +156,19 @@ def test_graph_cli_show_png_and_learn_in_run(ray_session, tmp_path, capsys):
     assert cli.main(["graph", "show", str(out / "graph.json"), "--png", str(png)]) == 0
     shown = capsys.readouterr().out
     assert "base" in shown and "special" in shown and "method=approximate" in shown
+    assert "started: cold (a fresh model per seed, train.seed 0" in shown
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # `graph learn --init-from RUN_DIR`: every ablation starts from the run's final model
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(raw))
+    warm = str(tmp_path / "warm.json")
+    argv = ["graph", "learn", str(tmp_path / "r.yaml"), "--init-from", str(out), "--quiet"]
+    assert cli.main([*argv, "--steps", "4", "--seeds", "2", "--out", warm]) == 0
+    start = SkillsGraph.load(warm).provenance["start"]
+    assert start["kind"] == "checkpoint" and start["steps"] == 6 and start["round"] == 1
+    last = json.loads(rows[-1])
+    for loss in SkillsGraph.load(warm).provenance["start_loss"]:  # both seeds, the final model
+        assert loss == pytest.approx(last["eval_loss"], rel=1e-5)
+    capsys.readouterr()
+    assert cli.main(["graph", "show", warm]) == 0
+    shown = capsys.readouterr().out
+    assert f"started: warm from {start['checkpoint']} at step 6 (round 2)" in shown

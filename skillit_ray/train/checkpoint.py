@@ -17,9 +17,10 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-import torch
-
 from skillit_ray.errors import CheckpointError
+
+# torch is imported by the functions that need it: ``latest`` also serves the driver's check of
+# graph.init_from before a run (preflight), which stays free of torch's import (seconds).
 
 # Train fields that change what data a resumed run sees or how it learns from it.
 TRAIN_FIELDS = (
@@ -69,6 +70,8 @@ def check_fingerprint(saved: dict, current: dict, where: str) -> None:
 
 
 def write(d: str, state: dict, ranks: list[dict], coordinator: dict, meta: dict) -> None:
+    import torch
+
     torch.save(state, os.path.join(d, "state.pt"))
     for name, value in (("ranks.json", ranks), ("coordinator.json", coordinator)):
         with open(os.path.join(d, name), "w") as fh:
@@ -94,6 +97,8 @@ class Restored:
 def read(d: str, mmap: bool = False) -> Restored:
     """A checkpoint directory, without unpickling code (``mmap``: map the tensors instead of
     reading them, to check a checkpoint cheaply)."""
+    import torch
+
     path = os.path.join(d, "state.pt")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
