@@ -75,18 +75,8 @@ def _remote_run():
 def graph_path(out: str, base) -> str:
     """The experiment's graph file, named by its settings: rerunning with the same settings
     reuses it (so finished SKILL-IT runs stay valid); other settings learn a new one."""
-    settings = base.to_dict()
-    for key, default in ADDED_LATER.items():  # at their defaults, left out of the name
-        section, name = key.split(".")
-        if settings[section].get(name, default) == default:
-            settings[section].pop(name, None)
-    blob = json.dumps(settings, sort_keys=True).encode()
+    blob = json.dumps(base.to_dict(), sort_keys=True).encode()
     return os.path.join(out, f"graph-{hashlib.sha256(blob).hexdigest()[:12]}.json")
-
-
-# Config fields added after experiments learned their graphs: at their defaults they change
-# nothing, so the graph files (and the runs that name them) keep their names.
-ADDED_LATER = {"graph.init_from": None, "graph.warmup_steps": 0}
 
 
 def is_finished(cfg: dict, folder: str) -> bool:
