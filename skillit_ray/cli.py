@@ -240,7 +240,7 @@ def _cmd_graph_show(args: argparse.Namespace) -> None:
     print(graph.table())
     prov = graph.provenance
     if prov:
-        shown = ("model", "start")
+        shown = ("model", "start", "start_loss")  # start: the line below
         print("provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items() if k not in shown))
     if prov.get("method") in ("approximate", "brute-force"):  # learned: where its runs started
         from skillit_ray.warm_start import describe
