@@ -17,6 +17,7 @@ from skillit_ray.data.budget import MemoryBudget
 from skillit_ray.errors import ConfigError
 
 LR_SCHEDULES = ("linear", "constant", "cosine")
+LOGGERS = ("tensorboard", "mlflow")
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -186,6 +187,14 @@ class RunSection:
     out: str | None = _f(None, "Run directory; default runs/<name>-<timestamp>.")
     storage_path: str | None = _f(None, "Ray Train storage; default <out>/ray.")
     ray_logs: bool = _f(False, "Show Ray's own logs and progress bars.")
+    loggers: list = _f(
+        [],
+        "Experiment loggers, offline, through Ray's integrations: 'tensorboard' (event files "
+        "in <out>/tensorboard; a sweep: in each trial's folder of <sweep>/ray/tune) and "
+        "'mlflow' (MLflow's file store <out>/mlruns, or <sweep>/mlruns; needs pip install "
+        "'skillit-ray[loggers]'). Each round: per-skill eval loss and accuracy, mixture, "
+        "train loss, lr, against the optimizer step.",
+    )
 
 
 @dataclass(kw_only=True)
@@ -449,6 +458,9 @@ def validate(cfg: Config) -> None:
         cfg.model.preset is not None or cfg.model.path is not None,
         "model: set model.preset or model.path",
     )
+    unknown = [x for x in cfg.run.loggers if x not in LOGGERS]
+    if unknown:
+        raise ConfigError(f"run.loggers: unknown {unknown[0]!r}; expected some of {list(LOGGERS)}")
     sw = cfg.sweep
     if sw.budget_steps is not None:
         _check(
