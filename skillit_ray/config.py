@@ -15,9 +15,9 @@ import yaml
 
 from skillit_ray.data.budget import MemoryBudget
 from skillit_ray.errors import ConfigError
+from skillit_ray.loggers import check_names as check_logger_names
 
 LR_SCHEDULES = ("linear", "constant", "cosine")
-LOGGERS = ("tensorboard", "mlflow")
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -458,9 +458,7 @@ def validate(cfg: Config) -> None:
         cfg.model.preset is not None or cfg.model.path is not None,
         "model: set model.preset or model.path",
     )
-    unknown = [x for x in cfg.run.loggers if x not in LOGGERS]
-    if unknown:
-        raise ConfigError(f"run.loggers: unknown {unknown[0]!r}; expected some of {list(LOGGERS)}")
+    check_logger_names(cfg.run.loggers)
     sw = cfg.sweep
     if sw.budget_steps is not None:
         _check(

@@ -40,9 +40,17 @@ def _installed(module: str) -> bool:
         return False
 
 
+def check_names(names: list[str]) -> None:
+    unknown = [x for x in names if not isinstance(x, str) or x not in PACKAGES]
+    if unknown:
+        raise ConfigError(f"run.loggers: unknown {unknown[0]!r}; expected some of {list(PACKAGES)}")
+
+
 def check_installed(names: list[str]) -> None:
-    """Each requested logger's package can be imported; else one line saying what to install.
-    Runs before Ray starts (``preflight.check_config``), without importing the packages."""
+    """Each requested logger is known and its package can be imported; else one line saying
+    what to install. Runs before Ray starts (``preflight.check_config``), without importing
+    the packages."""
+    check_names(names)
     for name in names:
         module, pip = PACKAGES[name]
         if not _installed(module):

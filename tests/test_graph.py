@@ -96,6 +96,47 @@ def test_npy_import_orientation(tmp_path):
     assert np.array_equal(np.load(tmp_path / "out.npy", allow_pickle=False), m)
 
 
+@pytest.mark.ray
+def test_graph_learn_console_is_ours_alone(tmp_path):
+    """`skillit-ray graph learn` as a user runs it (its own Ray): a line per finished run, the
+    aligned table (one seed: no spread), and no line of Ray's own."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    planted_task(tmp_path / "d", rows=100, val=20)
+    raw = {
+        "data": {
+            "train": str(tmp_path / "d/train"),
+            "eval": str(tmp_path / "d/val"),
+            "cache_dir": str(tmp_path / "cache"),
+        },
+        "model": {"preset": "gpt2-tiny"},
+        "train": {"batch_size": 8, "lr": 1e-2},
+    }
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(raw))
+    exe = os.path.join(os.path.dirname(sys.executable), "skillit-ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    args = [exe, "graph", "learn", str(tmp_path / "g.yaml"), "--steps", "4"]
+    proc = subprocess.run(
+        [*args, "--out", str(tmp_path / "g.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert proc.returncode == 0, "\n".join(lines[-30:])
+    ours = ("token cache: ", "graph learn: ", "train \\ eval", "base ", "special ", "wrote ")
+    assert all(x.startswith(ours) for x in lines), lines  # nothing of Ray's
+    assert sum(x.startswith("graph learn: ") for x in lines) == 2
+    table = [x for x in lines if x.startswith(("train \\ eval", "base ", "special "))]
+    assert len(table) == 3 and "±" not in "".join(table)
+    assert len({tuple(_columns(x, 2)) for x in table}) == 1
+
+
 def test_normalizations():
     delta = np.array([[0.4, -0.2], [0.05, 0.6]])
     base = np.array([[2.0, 1.0], [1.0, 2.0]])

@@ -23,7 +23,7 @@ from tests.logs import check_mlflow_run, check_tensorboard, metrics_rows, mlflow
 
 
 @pytest.fixture
-def recipe(tmp_path):
+def recipe_file(tmp_path):
     p = tmp_path / "tiny.yaml"
     p.write_text(yaml.safe_dump(tiny_lego(str(tmp_path / "cache"))))
     return str(p)
@@ -32,9 +32,9 @@ def recipe(tmp_path):
 @pytest.mark.parametrize(
     "command", [["run"], ["sweep", "--param", "policy.params.eta=0.1,0.5"]], ids=["run", "sweep"]
 )
-def test_missing_mlflow_is_one_line_before_ray(recipe, tmp_path, capsys, monkeypatch, command):
+def test_missing_mlflow_is_one_line_before_ray(recipe_file, tmp_path, capsys, monkeypatch, command):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # how Python blocks an import
-    args = [*command, recipe, "--set", "run.loggers=[tensorboard,mlflow]"]
+    args = [*command, recipe_file, "--set", "run.loggers=[tensorboard,mlflow]"]
     assert cli.main([*args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
