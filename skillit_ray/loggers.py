@@ -78,8 +78,11 @@ def scalars(metrics: dict) -> dict[str, float]:
 
 
 def mlflow_api():
-    """MlflowClient and the entity types; MLflow's telemetry off (the machines are offline)."""
+    """MlflowClient and the entity types; MLflow's telemetry off (the machines are offline),
+    and its file store allowed: MLflow 3.18 refuses ``file:`` stores unless
+    MLFLOW_ALLOW_FILE_STORE is set (the store is in maintenance mode; docs/decisions.md)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from skillit_ray.loggers import mlflow_api
+
 
 def read_events(folder: Path) -> dict[str, dict[int, float]]:
     """tag -> step -> value of every scalar in the event files of ``folder`` (a later value at
@@ -62,8 +64,7 @@ def check_tensorboard(folder: Path, run_dir: Path, prefix: str = "") -> None:
 
 def mlflow_runs(store: Path) -> list:
     """Every run in an MLflow file store."""
-    from mlflow.tracking import MlflowClient
-
+    MlflowClient = mlflow_api()[0]
     client = MlflowClient(tracking_uri=Path(store).absolute().as_uri())
     ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(ids)
@@ -71,8 +72,7 @@ def mlflow_runs(store: Path) -> list:
 
 def check_mlflow_run(store: Path, run, run_dir: Path) -> None:
     """The MLflow run's metric histories equal the run's metrics.jsonl, exactly."""
-    from mlflow.tracking import MlflowClient
-
+    MlflowClient = mlflow_api()[0]
     client = MlflowClient(tracking_uri=Path(store).absolute().as_uri())
     for key, by_step in expected_scalars(run_dir).items():
         history = client.get_metric_history(run.info.run_id, key)
