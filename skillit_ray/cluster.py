@@ -147,6 +147,40 @@ def _start_reaper() -> None:
     )
 
 
+def live_nodes(nodes: list[dict]) -> list[dict]:
+    """The nodes of ``ray.nodes()`` that are up (a lost node stays listed, not alive)."""
+    return [n for n in nodes if n.get("Alive")]
+
+
+def join_cluster(cfg: Config, data, what: str) -> None:
+    """What a run or a sweep checks and decides on the cluster it runs on, before training:
+    shared storage and the workers' custom resources, and where the token cache goes."""
+    import ray
+
+    nodes = ray.nodes()
+    require_shared_storage(cfg.run.storage_path, nodes, what)
+    require_worker_resources(cfg.train.worker_resources, cfg.train.num_workers, nodes)
+    if len(live_nodes(nodes)) > 1:
+        from skillit_ray.data.cache import shared_location
+
+        data.cache_root = shared_location(cfg, data)
+
+
+def require_worker_resources(wanted: dict, workers: int, nodes: list[dict]) -> None:
+    """Every worker must find its ``train.worker_resources`` on some node: a worker group Ray
+    cannot place is not an error to Ray Train, which waits for it in 60 s tries without end."""
+    for name, amount in wanted.items():
+        fits = sum(int(n.get("Resources", {}).get(name, 0) // amount) for n in live_nodes(nodes))
+        if fits < workers:
+            from skillit_ray.errors import ConfigError
+
+            raise ConfigError(
+                f"train.worker_resources.{name}={amount:g} per worker: this Ray cluster's nodes "
+                f"have room for {fits} of the {workers} workers; start nodes with "
+                f"`ray start --resources='{{\"{name}\": N}}'` or lower train.num_workers"
+            )
+
+
 def require_shared_storage(storage_path: str | None, nodes: list[dict], what: str) -> None:
     """On a cluster of more than one node, checkpoints need a folder every node can reach.
 
@@ -154,7 +188,7 @@ def require_shared_storage(storage_path: str | None, nodes: list[dict], what: st
     worker's own disk: a worker on another node writes where the driver never looks, and the
     run would fail at its first checkpoint, or resume from nothing after a lost node. ``nodes``
     is ``ray.nodes()``."""
-    alive = [n for n in nodes if n.get("Alive")]
+    alive = live_nodes(nodes)
     if len(alive) > 1 and not storage_path:
         from skillit_ray.errors import ConfigError
 

@@ -40,8 +40,9 @@ def run(
 
 def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool) -> dict:
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from skillit_ray.cluster import ensure_ray, require_shared_storage
+    from skillit_ray.cluster import ensure_ray, join_cluster
     from skillit_ray.context import prepare_inputs
     from skillit_ray.coordinator import Coordinator
     from skillit_ray.data.cache import data_fingerprint
@@ -97,11 +98,14 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     how = ensure_ray(cfg)
     if echo:
         print(f"Ray: {how} ({time.time() - t_ray:.1f}s)", flush=True)
-    require_shared_storage(cfg.run.storage_path, ray.nodes(), "a run")
+    join_cluster(cfg, data, "a run")  # on several nodes the token cache moves to storage
+    meta.cache = data.cache_root
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
-    coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
-        policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx
-    )
+    # On the driver's node, as Ray Train's controller: losing another node leaves it running.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    coord = Coordinator.options(
+        name=f"skillit-coordinator-{ident.run_name}", scheduling_strategy=here
+    ).remote(policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx)
     try:
         ray.get(coord.ready.remote())  # the policy's round-0 errors surface before training
         with StopOnSignal(coord, echo) as stop:

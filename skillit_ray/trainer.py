@@ -55,7 +55,7 @@ def make_trainer(
         scaling_config=ScalingConfig(
             num_workers=t.num_workers,
             use_gpu=t.use_gpu,
-            resources_per_worker={"CPU": t.cpus_per_worker},
+            resources_per_worker={"CPU": t.cpus_per_worker, **t.worker_resources},
         ),
         run_config=RunConfig(
             name=ident.run_name,
