@@ -212,3 +212,63 @@ def start_quiet_local(num_cpus: int = 4) -> None:
         log_to_driver=False,
         logging_level="warning",
     )
+
+
+class NodeWatch:
+    """While a run trains, one console line when a node leaves or joins the cluster.
+
+    A lost node takes its workers with it; Ray Train then restarts the worker group from the
+    last checkpoint (within ``train.max_failures``) once every worker can be placed again, and
+    until then waits in silence (60 s placement tries, without limit). This line says why
+    the rounds stopped coming, and the next one when capacity is back."""
+
+    def __init__(self, echo: bool, max_failures: int, period_s: float = 2.0):
+        self.echo, self.max_failures, self.period_s = echo, max_failures, period_s
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @staticmethod
+    def _alive() -> dict[str, str]:
+        import ray
+
+        return {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in live_nodes(ray.nodes())}
+
+    def __enter__(self) -> NodeWatch:
+        if self.echo:
+            self.thread = threading.Thread(target=self._watch, name="skillit-nodes", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def _watch(self) -> None:
+        try:
+            seen = self._alive()
+        except Exception:  # no node table (another Ray version): nothing to say
+            return
+        while not self.stop.wait(self.period_s):
+            try:
+                now = self._alive()
+            except Exception:
+                continue
+            for node, ip in seen.items():
+                if node not in now:
+                    print(self.left(node, ip), flush=True)
+            for node, ip in now.items():
+                if node not in seen:
+                    print(f"node {node[:8]} ({ip}) joined the cluster", flush=True)
+            seen = now
+
+    def left(self, node: str, ip: str) -> str:
+        if self.max_failures == 0:
+            then = "a worker there fails the run (train.max_failures=0)"
+        else:
+            then = (
+                "if workers ran there, Ray Train restarts them from the last checkpoint "
+                f"(train.max_failures={self.max_failures}) once the cluster can place every "
+                "worker again, and waits until then"
+            )
+        return f"node {node[:8]} ({ip}) left the cluster; {then}"

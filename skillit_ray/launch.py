@@ -132,7 +132,9 @@ def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, difficulty, t0, befo
 
     trainer = make_trainer(cfg, meta, fp, ident, coord, difficulty, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
-    done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before)
+    done = fit(
+        trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before, cfg.train.max_failures
+    )
     rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
     summary["tokens"] = token_summary(meta.cache, done.stats)
