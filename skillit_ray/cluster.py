@@ -53,19 +53,28 @@ def forget_dead_cluster(path: str = CURRENT_CLUSTER) -> bool:
     return True
 
 
+def quiet_ray_logs() -> None:
+    """Silence Ray's own console lines (run.ray_logs: false).
+
+    Ray Data logs each execution at INFO on the driver, warns that progress bars are off (we turn
+    them off) and logs a failed task at ERROR before raising it: the raised error reaches the
+    user as its own line (remote.find_cause), so the log is a repeat. Importing ray.data
+    configures that logger (level DEBUG), so the import comes first: a level set before it is
+    lost (graph learn's prepare printed 7 INFO lines so)."""
+    import ray.data  # noqa: F401
+
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    _quiet_raylet_messages()
+
+
 def ensure_ray(cfg: Config) -> str:
     """Join the cluster in RAY_ADDRESS (ray job submit sets it), else start an embedded one;
     returns what it did, for the console."""
     import ray
 
     if not cfg.run.ray_logs:
-        # Ray Data logs each execution at INFO on the driver, warns that progress bars are off
-        # (we turn them off) and logs a failed task at ERROR before raising it: the raised
-        # error reaches the user as its own line (remote.find_cause), so the log is a repeat.
-        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-        logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    if not cfg.run.ray_logs:
-        _quiet_raylet_messages()
+        quiet_ray_logs()
     if ray.is_initialized():
         return "running already"
     for key, value in LOCAL_ENV.items():

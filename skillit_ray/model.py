@@ -5,6 +5,8 @@ Nothing is downloaded: presets are configs, and a folder is loaded with local_fi
 
 from __future__ import annotations
 
+import logging
+
 from skillit_ray.config import ModelConfig
 from skillit_ray.errors import ConfigError
 
@@ -49,8 +51,29 @@ def build_config(cfg: ModelConfig, vocab_size: int, max_len: int):
     return conf
 
 
+PADDING_NOTICE = "We strongly recommend passing in an `attention_mask`"
+
+
+class _RightPaddingIsSafe(logging.Filter):
+    """Drops transformers' "pass an attention_mask" warning. Our rows are padded on the right
+    only (data/cache.py) and the models are causal, so no real token attends to a pad, and the
+    loss masks the pads out: the warning (printed once per process for data whose rows end in
+    the pad id, e.g. the sources corpus) is noise on the user's console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(PADDING_NOTICE)
+
+
+def _quiet_padding_notice() -> None:
+    log = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _RightPaddingIsSafe) for f in log.filters):
+        log.addFilter(_RightPaddingIsSafe())
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, max_len: int):
     from transformers import AutoModelForCausalLM
+
+    _quiet_padding_notice()
 
     if cfg.path:
         try:
