@@ -169,7 +169,10 @@ def alive_nodes(address: str, env: dict) -> list[dict]:
          "state=ALIVE"],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
-    return json.loads(got.stdout) if got.returncode == 0 else []
+    try:  # a head still starting its State API may answer rc 0 with no JSON yet
+        return json.loads(got.stdout) if got.returncode == 0 else []
+    except ValueError:
+        return []
 
 
 def wait_for_nodes(address: str, env: dict, n: int, timeout: float = 120) -> list[dict]:

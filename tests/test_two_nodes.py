@@ -47,12 +47,63 @@ def two_worker_recipe(cache_dir: str) -> dict:
     )  # fmt: skip
 
 
+def registered(storage: Path, run: str) -> bool:
+    """Ray Train has committed a checkpoint of the run (a checkpoint folder appears before it
+    is registered: a node lost in between restarts the run from scratch)."""
+    for snap in storage.glob(f"{run}/checkpoint_manager_snapshot.json"):
+        try:
+            return bool(json.loads(snap.read_text())["checkpoint_results"])
+        except (ValueError, KeyError):  # being written
+            return False
+    return False
+
+
+def cluster_state(two_nodes: nodes.TwoNodes, name: str) -> None:
+    """What holds the nodes' resources now (kept in the test folder, for a failure's report)."""
+    text = ""
+    for what in (["placement-groups", "--detail"], ["actors", "--filter", "state=ALIVE"]):
+        got = subprocess.run(
+            [nodes.RAY, "list", *what, "--address", two_nodes.address],
+            env=two_nodes.env, capture_output=True, text=True,
+        )  # fmt: skip
+        text += got.stdout + got.stderr
+    got = subprocess.run(
+        [nodes.RAY, "status", "--address", two_nodes.gcs],
+        env=two_nodes.env, capture_output=True, text=True,
+    )  # fmt: skip
+    (two_nodes.folder / f"state_{name}.txt").write_text(text + got.stdout + got.stderr)
+
+
 @pytest.fixture(scope="module")
 def clean_run(two_nodes, cache_dir) -> tuple[Path, subprocess.CompletedProcess]:
     job = _recipe(two_nodes, "clean", two_worker_recipe(cache_dir))
     # A relative --out inside a job goes under run.storage_path.
     sub = two_nodes.submit(job, "skillit-ray", "run", "recipe.yaml", "--out", "runs/clean")
     return two_nodes.folder / "storage" / "runs" / "clean", sub
+
+
+# First: the sweep needs both nodes' worker slots free. Run after another job, its second trial
+# waited for the head's slot instead of taking the worker node's (twice in three runs; not
+# understood yet: cluster_state keeps what the nodes held after each run).
+def test_sweep_across_two_nodes_equals_one_node(two_nodes, cache_dir):
+    raw = tiny_lego(cache_dir)  # 3 rounds x 8 steps, one worker per trial
+    job = _recipe(two_nodes, "sweep", raw)
+    sub = two_nodes.submit(
+        job, "skillit-ray", "sweep", "recipe.yaml", "--param", "policy.params.eta=2.0,0.5",
+        "--out", "runs/sweep",
+    )  # fmt: skip
+    assert sub.returncode == 0, sub.stdout[-4000:] + sub.stderr[-2000:]
+    out = two_nodes.folder / "storage" / "runs" / "sweep"
+    assert json.loads((out / "sweep_summary.json").read_text())["finished"] == 2
+    placed = set()
+    for trial in (out / "trials").iterdir():
+        eta = yaml.safe_load((trial / "config.yaml").read_text())["policy"]["params"]["eta"]
+        # one-node goldens: tiny_lego_cli (test_run) and tiny_lego_eta_0.5
+        check_golden("tiny_lego_cli" if eta == 2.0 else "tiny_lego_eta_0.5", trial)
+        ranks = [json.loads(x) for x in (trial / "ranks.jsonl").read_text().splitlines()]
+        placed |= {x["node"] for x in ranks}
+    assert len(placed) == 2, "both trials trained on one node"
+    assert re.search(r"sweep: trial 2/2 done", sub.stdout)
 
 
 def test_two_node_run_one_worker_per_node(two_nodes, clean_run):
@@ -75,6 +126,7 @@ def test_two_node_run_one_worker_per_node(two_nodes, clean_run):
     assert mirrored == (out / "metrics.jsonl").read_text()
     assert (out / "model" / "model.safetensors").exists()
     assert list((storage / "tokens").glob("*/manifest.json"))
+    cluster_state(two_nodes, "after_clean_run")
 
 
 def test_node_loss_recovers_from_checkpoint_bit_identical(two_nodes, clean_run, cache_dir):
@@ -83,7 +135,7 @@ def test_node_loss_recovers_from_checkpoint_bit_identical(two_nodes, clean_run, 
     sub = two_nodes.submit(job, "skillit-ray", "run", "recipe.yaml", "--out", "runs/lost", log=log)
     storage = two_nodes.folder / "storage"
     end = time.time() + 300
-    while not list(storage.glob("tiny-lost-*/checkpoint_*")):  # round 1's checkpoint
+    while not registered(storage, "tiny-lost-*"):  # round 1's checkpoint, committed
         assert sub.poll() is None, log.read_text()[-4000:]
         assert time.time() < end, "no checkpoint within 300 s"
         time.sleep(0.2)
@@ -100,24 +152,4 @@ def test_node_loss_recovers_from_checkpoint_bit_identical(two_nodes, clean_run, 
     check_golden("two_nodes", out)
     print(f"node loss: {killed} processes killed; job done {t_done - t_kill:.1f}s after")
     nodes.wait_for_nodes(two_nodes.address, two_nodes.env, 2)
-
-
-def test_sweep_across_two_nodes_equals_one_node(two_nodes, cache_dir):
-    raw = tiny_lego(cache_dir)  # 3 rounds x 8 steps, one worker per trial
-    job = _recipe(two_nodes, "sweep", raw)
-    sub = two_nodes.submit(
-        job, "skillit-ray", "sweep", "recipe.yaml", "--param", "policy.params.eta=2.0,0.5",
-        "--out", "runs/sweep",
-    )  # fmt: skip
-    assert sub.returncode == 0, sub.stdout[-4000:] + sub.stderr[-2000:]
-    out = two_nodes.folder / "storage" / "runs" / "sweep"
-    assert json.loads((out / "sweep_summary.json").read_text())["finished"] == 2
-    placed = set()
-    for trial in (out / "trials").iterdir():
-        eta = yaml.safe_load((trial / "config.yaml").read_text())["policy"]["params"]["eta"]
-        # one-node goldens: tiny_lego_cli (test_run) and tiny_lego_eta_0.5
-        check_golden("tiny_lego_cli" if eta == 2.0 else "tiny_lego_eta_0.5", trial)
-        ranks = [json.loads(x) for x in (trial / "ranks.jsonl").read_text().splitlines()]
-        placed |= {x["node"] for x in ranks}
-    assert len(placed) == 2, "both trials trained on one node"
-    assert re.search(r"sweep: trial 2/2 done", sub.stdout)
+    cluster_state(two_nodes, "after_node_loss")
