@@ -96,6 +96,8 @@ def cases(w: str) -> list[Case]:
         Case("data format", run("data.format=csv"), "data.format: unknown 'csv'"),
         Case("graph method", run("graph.method=exact"), "graph.method: unknown 'exact'"),
         Case("sweep scheduler", run("sweep.scheduler=pbt"), "sweep.scheduler: unknown 'pbt'"),
+        Case("logger name", run("run.loggers=[wandb]"), "run.loggers: unknown 'wandb'"),
+        Case("logger not a list", run("run.loggers=mlflow"), "run.loggers must be a list"),
         # keys and files
         Case("unknown key", run("train.rouns=3"), "did you mean 'train.rounds'"),
         Case("unknown section", run("trian.rounds=3"), "unknown config key 'trian.rounds'"),

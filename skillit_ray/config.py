@@ -15,6 +15,7 @@ import yaml
 
 from skillit_ray.data.budget import MemoryBudget
 from skillit_ray.errors import ConfigError
+from skillit_ray.loggers import check_names as check_logger_names
 
 LR_SCHEDULES = ("linear", "constant", "cosine")
 
@@ -193,6 +194,14 @@ class RunSection:
     out: str | None = _f(None, "Run directory; default runs/<name>-<timestamp>.")
     storage_path: str | None = _f(None, "Ray Train storage; default <out>/ray.")
     ray_logs: bool = _f(False, "Show Ray's own logs and progress bars.")
+    loggers: list = _f(
+        [],
+        "Experiment loggers, offline, through Ray's integrations: 'tensorboard' (event files "
+        "in <out>/tensorboard; a sweep: in each trial's folder of <sweep>/ray/tune) and "
+        "'mlflow' (MLflow's file store <out>/mlruns, or <sweep>/mlruns; needs pip install "
+        "'skillit-ray[loggers]'). Each round: per-skill eval loss and accuracy, mixture, "
+        "train loss, lr, against the optimizer step.",
+    )
 
 
 @dataclass(kw_only=True)
@@ -466,6 +475,7 @@ def validate(cfg: Config) -> None:
         cfg.model.preset is not None or cfg.model.path is not None,
         "model: set model.preset or model.path",
     )
+    check_logger_names(cfg.run.loggers)
     sw = cfg.sweep
     if sw.budget_steps is not None:
         _check(

@@ -139,19 +139,21 @@ class SkillsGraph:
     # ---- display ----
 
     def table(self, digits: int = 3) -> str:
-        short = [s.rsplit("/", 1)[-1] for s in self.eval_skills]
-        width = max(8, *(len(s) for s in short)) + 1
-        name_w = max(len(s) for s in self.train_skills) + 2
-        lines = ["train \\ eval".ljust(name_w) + "".join(s.rjust(width) for s in short)]
-        for i, s in enumerate(self.train_skills):
-            cells = []
-            for j in range(len(self.eval_skills)):
-                cell = f"{self.matrix[i, j]:.{digits}f}"
-                if self.std is not None:
-                    cell += f"±{self.std[i, j]:.{digits - 1}f}"
-                cells.append(cell.rjust(width + (6 if self.std is not None else 0)))
-            lines.append(s.ljust(name_w) + "".join(cells))
-        return "\n".join(lines)
+        """The matrix as aligned text: one width per column (its eval skill's name or its
+        widest cell), ``mean±std`` only when the graph averages several seeds."""
+        spread = self.std is not None and self.provenance.get("seeds", 2) > 1
+        heads = short_names(self.eval_skills)
+        cols = []
+        for j, head in enumerate(heads):
+            cells = [f"{self.matrix[i, j]:.{digits}f}" for i in range(len(self.train_skills))]
+            if spread:
+                cells = [f"{c}±{self.std[i, j]:.{digits - 1}f}" for i, c in enumerate(cells)]
+            width = max([len(head), *(len(c) for c in cells)])
+            cols.append([head.rjust(width), *(c.rjust(width) for c in cells)])
+        names = ["train \\ eval", *self.train_skills]
+        name_w = max(len(n) for n in names)
+        rows = zip(names, *cols, strict=True) if cols else ((n,) for n in names)
+        return "\n".join("  ".join([row[0].ljust(name_w), *row[1:]]).rstrip() for row in rows)
 
     def heatmap(self, path: str) -> None:
         """A PNG heatmap with the skill names on both axes."""
@@ -176,6 +178,13 @@ class SkillsGraph:
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
+
+
+def short_names(skills) -> list[str]:
+    """Each skill's last path part ('lego/depth3' -> 'depth3') where that is unique among them,
+    else its full name."""
+    last = [s.rsplit("/", 1)[-1] for s in skills]
+    return [t if last.count(t) == 1 else s for s, t in zip(skills, last, strict=True)]
 
 
 def normalize(

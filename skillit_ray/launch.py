@@ -11,7 +11,7 @@ import signal
 import time
 
 from skillit_ray import config as config_mod
-from skillit_ray import rundir
+from skillit_ray import loggers, rundir
 from skillit_ray.config import Config
 from skillit_ray.errors import Interrupted, TrainingError
 from skillit_ray.interrupt import StopOnSignal
@@ -106,22 +106,32 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     coord = Coordinator.options(
         name=f"skillit-coordinator-{ident.run_name}", scheduling_strategy=here
     ).remote(policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx)
+    logs, status = None, "FAILED"
     try:
+        first_step = (start if resume else 0) * cfg.train.steps_per_round + 1
+        logs = loggers.start_run(cfg, out, ident.run_name, resume, first_step)
+        if logs is not None:
+            from skillit_ray.round_logger import RoundLogger
+
+            callbacks = [*callbacks, RoundLogger(logs)]
         ray.get(coord.ready.remote())  # the policy's round-0 errors surface before training
         with StopOnSignal(coord, echo) as stop:
             args = (meta, fp, ident, coord, inputs.difficulty, t0, before)
             summary = _fit(cfg, out, echo, callbacks, *args)
         if summary.get("interrupted_after") is not None:
             r = summary["interrupted_after"]
+            status = "KILLED"
             raise Interrupted(
                 f"stopped by {signal.Signals(stop.signum or signal.SIGINT).name} after round "
                 f"{r + 1}/{cfg.train.rounds}; its checkpoint is kept. Resume with: "
                 f"skillit-ray run --resume {shlex.quote(out)}",
                 stop.signum or signal.SIGINT,
             )
+        status = "FINISHED"
         return summary
     finally:
         ray.kill(coord)
+        loggers.end_run(logs, status)
 
 
 def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, difficulty, t0, before) -> dict:

@@ -17,13 +17,15 @@ import numpy as np
 from skillit_ray.config import Config
 from skillit_ray.data.prepare import PreparedData
 from skillit_ray.errors import ConfigError, PolicyError, SkillitError
+from skillit_ray.loggers import check_installed
 from skillit_ray.mixture import PolicyContext, validate_mixture
 from skillit_ray.policy import build_policy
 
 
 def check_config(cfg: Config) -> None:
-    """What needs neither data nor Ray (milliseconds): the policy's name and parameters, the
-    model's preset or folder."""
+    """What needs neither data nor Ray (milliseconds): the packages of the requested loggers,
+    the policy's name and parameters, the model's preset or folder."""
+    check_installed(cfg.run.loggers)
     policy = build_policy(cfg.policy.name, cfg.policy.params)
     graph = getattr(policy.config, "graph", None)
     if isinstance(graph, str) and graph != "learn":  # a graph file: readable, well-formed

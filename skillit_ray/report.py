@@ -191,9 +191,10 @@ def plot_mixtures(groups: dict[str, list[RunData]], path: str) -> None:
 
 def plot_metric(
     groups: dict[str, list[RunData]], key: str, label: str, path: str, shared_y: bool = False
-) -> None:
+) -> list[tuple[float, float]]:
     """One panel per skill; one line per policy (mean over runs) with a min-max band, at every
-    eval checkpoint; ``shared_y``: every panel on the same y-range."""
+    eval checkpoint; ``shared_y``: every panel on the same y-range. Returns the panels'
+    y-ranges as drawn."""
     curves = {p: _checkpoint_curves(runs, key) for p, runs in groups.items()}
     skills = sorted({s for _, vals in curves.values() for s in vals})
     fig, axes = _fig(len(skills))
@@ -211,7 +212,9 @@ def plot_metric(
         for ax in axes:
             ax.set_ylim(min(lo for lo, _ in lims), max(hi for _, hi in lims))
     axes[0].legend(fontsize=7)
+    drawn = [ax.get_ylim() for ax in axes]
     _save(fig, path)
+    return drawn
 
 
 def plot_samples(groups: dict[str, list[RunData]], path: str) -> None:

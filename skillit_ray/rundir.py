@@ -15,8 +15,17 @@ from skillit_ray.errors import CheckpointError, ConfigError
 from skillit_ray.records import RankRecord, RoundRecord, WorkerStats
 
 RUN_FILE = "run.json"
-# What a run directory holds that is worth keeping beside the checkpoints on shared storage.
-OUTPUT_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "ranks.jsonl", "graph.json")
+# What a run directory holds that is worth keeping beside the checkpoints on shared storage
+# (the last two: folders of the experiment loggers, run.loggers).
+OUTPUT_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "summary.json",
+    "ranks.jsonl",
+    "graph.json",
+    "tensorboard",
+    "mlruns",
+)
 
 
 def default_out(cfg: Config) -> str:

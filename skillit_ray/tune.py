@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ import yaml
 from skillit_ray import config as config_mod
 from skillit_ray.config import Config
 from skillit_ray.errors import ConfigError
+from skillit_ray.loggers import tune_callbacks
 
 SPACES = ("grid", "choice", "uniform", "loguniform")
 
@@ -169,21 +171,57 @@ def _progress(total: int, metric: str):
     return SweepProgress()
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._,=+-]")
+
+
+def trial_name(params: dict, trial_id: str) -> str:
+    """A trial's name and folder: its swept values and its index, e.g. 'eta=0.5,rounds=4_00001'
+    (a key by its last part where that is unambiguous; any character outside letters, digits
+    and ``._,=+-`` becomes '_', so the name is a folder name on any filesystem)."""
+    short = [key.rsplit(".", 1)[-1] for key in params]
+    parts = []
+    for key, name in zip(params, short, strict=True):
+        value = params[key]
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name if short.count(name) == 1 else key}={text}")
+    return f"{_UNSAFE.sub('_', ','.join(parts))[:120]}_{trial_id.rsplit('_', 1)[-1]}"
+
+
+def _tune_trial_name(trial) -> str:
+    """Tune's trial_name_creator and trial_dirname_creator: its folders, MLflow runs and our
+    trials/ folders share the name."""
+    return trial_name(trial.config, trial.trial_id)
+
+
+def _report_steps():
+    """Tune's TuneReportCallback, adding ``timesteps_total`` = the optimizer step: Tune's
+    TensorBoard and MLflow callbacks plot against it when a result has it (else against the
+    report count), so a sweep's logs share a single run's x-axis."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class ReportSteps(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            first = {**metrics[0], "timesteps_total": metrics[0]["step"]}
+            super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+
+    return ReportSteps()
+
+
 def _trainable(spec: SweepSpec, sweep_dir: str):
     def trial(params: dict) -> None:
         from ray import tune
-        from ray.tune.integration.ray_train import TuneReportCallback
 
         from skillit_ray import launch
 
         cfg = trial_config(spec.base, params, spec.budget_steps)
-        trial_id = tune.get_context().get_trial_id()
-        cfg.run.name = f"trial_{trial_id}"
+        ctx = tune.get_context()
+        cfg.run.name = f"trial_{ctx.get_trial_id()}"
+        cfg.run.loggers = []  # a sweep logs through Tune's callbacks (tune_callbacks), once
         launch.run(
             cfg,
-            out=os.path.join(sweep_dir, "trials", trial_id),
+            out=os.path.join(sweep_dir, "trials", ctx.get_trial_name()),
             echo=False,
-            callbacks=[TuneReportCallback()],
+            callbacks=[_report_steps()],
         )
 
     return trial
@@ -237,13 +275,16 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
             scheduler=scheduler,
             num_samples=spec.num_samples,
             max_concurrent_trials=concurrent,
+            trial_name_creator=_tune_trial_name,
+            trial_dirname_creator=_tune_trial_name,
         ),
         run_config=tune.RunConfig(
             # on shared storage, a name per sweep: a reused name resumes the old experiment
             name=f"tune-{os.path.basename(out)}" if shared else "tune",
             storage_path=shared or os.path.join(out, "ray"),
             verbose=0,
-            callbacks=[_progress(count_trials(spec), spec.metric)] if echo else [],
+            callbacks=([_progress(count_trials(spec), spec.metric)] if echo else [])
+            + tune_callbacks(base.run.loggers, out, base.run.name),
         ),
     )
     grid = tuner.fit()

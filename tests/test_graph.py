@@ -30,6 +30,34 @@ def test_file_round_trip_keeps_names_std_and_provenance(tmp_path):
     assert h.provenance == {"method": "approximate", "steps": 5}
 
 
+def _columns(line: str, n: int = 3) -> list[int]:
+    """Where the last ``n`` cells of a table line end (the header's first cell has spaces)."""
+    padded = line + " "
+    ends = [i for i, c in enumerate(line) if c != " " and padded[i + 1] == " "]
+    return ends[-n:]
+
+
+def test_table_columns_align_and_one_seed_shows_no_spread(capsys, tmp_path):
+    train = ("lego/depth1", "lego/depth2", "lego/depth10")
+    eval_ = ("lego/depth1", "lego/a_long_skill_name", "other/depth1")
+    m = np.array([[0.5, -12.25, 0.0], [1.0, 0.125, -0.5], [3.0, 0.0, 0.0]])
+    one = SkillsGraph(train, eval_, m, np.zeros((3, 3)), {"method": "approximate", "seeds": 1})
+    g = tmp_path / "g.json"
+    one.save(str(g))
+    assert cli.main(["graph", "show", str(g)]) == 0
+    lines = capsys.readouterr().out.splitlines()[:4]
+    assert lines == one.table().splitlines()
+    assert "±" not in "".join(lines)  # one seed: the mean alone
+    # the same column ends on every line; short names where the last part is unique
+    assert len({tuple(_columns(line)) for line in lines}) == 1
+    assert lines[0].split()[-3:] == ["lego/depth1", "a_long_skill_name", "other/depth1"]
+    assert lines[2].split() == ["lego/depth2", "1.000", "0.125", "-0.500"]
+    three = SkillsGraph(train, eval_, m, np.full((3, 3), 0.25), {"seeds": 3})
+    lines = three.table().splitlines()
+    assert "0.500±0.25" in lines[1] and "-12.250±0.25" in lines[1]
+    assert len({tuple(_columns(line)) for line in lines}) == 1
+
+
 def test_name_checks_say_what_is_missing(tmp_path):
     g = SkillsGraph(SK, SK, np.eye(3))
     with pytest.raises(GraphError, match=r"no eval skill\(s\) \['d'\]"):
@@ -66,6 +94,47 @@ def test_npy_import_orientation(tmp_path):
     assert t.matrix[2, 1] == 6.0
     g.to_npy(str(tmp_path / "out.npy"))
     assert np.array_equal(np.load(tmp_path / "out.npy", allow_pickle=False), m)
+
+
+@pytest.mark.ray
+def test_graph_learn_console_is_ours_alone(tmp_path):
+    """`skillit-ray graph learn` as a user runs it (its own Ray): a line per finished run, the
+    aligned table (one seed: no spread), and no line of Ray's own."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    planted_task(tmp_path / "d", rows=100, val=20)
+    raw = {
+        "data": {
+            "train": str(tmp_path / "d/train"),
+            "eval": str(tmp_path / "d/val"),
+            "cache_dir": str(tmp_path / "cache"),
+        },
+        "model": {"preset": "gpt2-tiny"},
+        "train": {"batch_size": 8, "lr": 1e-2},
+    }
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(raw))
+    exe = os.path.join(os.path.dirname(sys.executable), "skillit-ray")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    args = [exe, "graph", "learn", str(tmp_path / "g.yaml"), "--steps", "4"]
+    proc = subprocess.run(
+        [*args, "--out", str(tmp_path / "g.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert proc.returncode == 0, "\n".join(lines[-30:])
+    ours = ("token cache: ", "graph learn: ", "train \\ eval", "base ", "special ", "wrote ")
+    assert not [x for x in lines if not x.startswith(ours)]  # nothing of Ray's
+    assert sum(x.startswith("graph learn: ") for x in lines) == 2
+    table = [x for x in lines if x.startswith(("train \\ eval", "base ", "special "))]
+    assert len(table) == 3 and "±" not in "".join(table)
+    assert len({tuple(_columns(x, 2)) for x in table}) == 1
 
 
 def test_normalizations():

@@ -74,3 +74,9 @@ def test_curves_have_every_eval_checkpoint_from_step_0_and_shared_y(tmp_path):
     assert all(v[0, 0] == 3.5 for v in vals.values())
     assert cli.main(["report", run, "--out", str(tmp_path / "r"), "--shared-y"]) == 0
     assert png_size(tmp_path / "r" / "eval_loss.png") == report.SIZE
+    # --shared-y: every skill's panel on one y-range (each its own without it)
+    groups = {"skillit": [report.load_run(run)]}
+    own = report.plot_metric(groups, "loss", "eval loss", str(tmp_path / "own.png"))
+    shared = report.plot_metric(groups, "loss", "eval loss", str(tmp_path / "s.png"), True)
+    assert len(set(own)) == len(own) > 1 and len(set(shared)) == 1
+    assert shared[0] == (min(lo for lo, _ in own), max(hi for _, hi in own))

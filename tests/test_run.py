@@ -14,13 +14,15 @@ from skillit_ray.mixture import Mixture, largest_remainder
 from skillit_ray.policy import Policy, register_policy
 from tests.conftest import tiny_lego
 from tests.golden import check_golden
+from tests.logs import check_mlflow_run, check_tensorboard, mlflow_runs
 
 
 def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(tiny_lego(cache_dir)))
     out = tmp_path / "run"
-    assert cli.main(["run", str(recipe), "--out", str(out), "--set", "policy.params.eta=2.0"]) == 0
+    sets = ["--set", "policy.params.eta=2.0", "--set", "run.loggers=[tensorboard,mlflow]"]
+    assert cli.main(["run", str(recipe), "--out", str(out), *sets]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("round ")]
     assert len(printed) == 3
 
@@ -62,7 +64,15 @@ def test_tiny_lego_skillit_three_rounds(ray_session, cache_dir, tmp_path, capsys
     assert 24 * 16 <= tok["trained_on"] <= 24 * 16 * 20
     resolved = config.load(str(out / "config.yaml"))
     assert resolved.policy.params["eta"] == 2.0
-    check_golden("tiny_lego_cli", out)
+    check_golden("tiny_lego_cli", out)  # the loggers only watch: the numbers are the golden's
+
+    # run.loggers: every round's per-skill eval loss and accuracy, mixture and train loss, at
+    # its optimizer step, in TensorBoard event files and one finished MLflow run
+    check_tensorboard(out / "tensorboard", out)
+    (run,) = mlflow_runs(out / "mlruns")
+    assert run.info.status == "FINISHED" and run.info.run_name == "run"
+    assert run.data.params["policy.params.eta"] == "2.0"
+    check_mlflow_run(out / "mlruns", run, out)
 
 
 class BreaksInRound1(Policy):

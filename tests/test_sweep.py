@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 
 import pytest
 import yaml
@@ -11,6 +12,7 @@ from skillit_ray.data.prepare import prepare
 from skillit_ray.errors import ConfigError
 from skillit_ray.tune import SweepSpec, parse_param, search_space, sweep, trial_config
 from tests.conftest import tiny_lego
+from tests.logs import check_mlflow_run, check_tensorboard, mlflow_runs
 
 
 def test_parse_and_budget():
@@ -36,6 +38,7 @@ def test_more_rounds_than_budget_steps_is_refused_before_any_trial(tmp_path):
 
 def test_two_by_two_sweep(ray_session, cache_dir, tmp_path):
     base = tiny_lego(cache_dir, rounds=2, steps_per_round=4, eval_every=None)
+    base["run"]["loggers"] = ["tensorboard", "mlflow"]
     spec = SweepSpec(
         base, {"policy.params.eta": [0.2, 2.0], "train.rounds": [1, 2]}, budget_steps=8
     )
@@ -60,6 +63,23 @@ def test_two_by_two_sweep(ray_session, cache_dir, tmp_path):
     trials = list((out / "trials").iterdir())
     assert len(trials) == 4
     assert all(made < os.stat(t / "config.yaml").st_mtime_ns for t in trials)
+    # folders named by the swept values and the trial's index, Tune's own folders alike
+    assert {t.name.rsplit("_", 1)[0] for t in trials} == {
+        "eta=0.2,rounds=1",
+        "eta=0.2,rounds=2",
+        "eta=2,rounds=1",
+        "eta=2,rounds=2",
+    }
+    assert all(re.fullmatch(r"[a-z0-9.,=]+_\d{5}", t.name) for t in trials)
+    # run.loggers through Tune's callbacks: TensorBoard files in each trial's Tune folder and
+    # one MLflow run per trial, each holding its trial's metrics.jsonl at the optimizer steps
+    for t in trials:
+        check_tensorboard(out / "ray" / "tune" / t.name, t, prefix="ray/tune/")
+        assert not (t / "tensorboard").exists() and not (t / "mlruns").exists()  # logged once
+    runs = mlflow_runs(out / "mlruns")
+    assert sorted(r.info.run_name for r in runs) == sorted(t.name for t in trials)
+    for run in runs:
+        check_mlflow_run(out / "mlruns", run, out / "trials" / run.info.run_name)
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     best = config.load(str(out / "best_config.yaml"))
     assert best.train.rounds * best.train.steps_per_round == 8

@@ -52,7 +52,8 @@ class RunMeta:
 
 
 def round_metrics(record: RoundRecord) -> dict:
-    """What each round reports to Ray Train (and through it to Tune): flat, per skill too."""
+    """What each round reports to Ray Train (and through it to Tune and the experiment
+    loggers): flat, per skill too."""
     loss, acc = record.eval_loss, record.eval_acc
     out = {
         "round": record.round,
@@ -62,6 +63,10 @@ def round_metrics(record: RoundRecord) -> dict:
     }
     out.update({f"eval_loss/{s}": v for s, v in loss.items()})
     out.update({f"eval_acc/{s}": v for s, v in acc.items()})
+    # what the round trained on, for the experiment loggers (run.loggers)
+    out.update({f"mixture/{s}": p for s, p in record.mixture.to_dict().items()})
+    out.update({f"train_loss/{s}": v for s, v in record.train_loss.items()})
+    out["lr"] = record.lr
     return out
 
 
