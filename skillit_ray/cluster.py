@@ -156,6 +156,40 @@ def _start_reaper() -> None:
     )
 
 
+def live_nodes(nodes: list[dict]) -> list[dict]:
+    """The nodes of ``ray.nodes()`` that are up (a lost node stays listed, not alive)."""
+    return [n for n in nodes if n.get("Alive")]
+
+
+def join_cluster(cfg: Config, data, what: str) -> None:
+    """What a run or a sweep checks and decides on the cluster it runs on, before training:
+    shared storage and the workers' custom resources, and where the token cache goes."""
+    import ray
+
+    nodes = ray.nodes()
+    require_shared_storage(cfg.run.storage_path, nodes, what)
+    require_worker_resources(cfg.train.worker_resources, cfg.train.num_workers, nodes)
+    if len(live_nodes(nodes)) > 1:
+        from skillit_ray.data.cache import shared_location
+
+        data.cache_root = shared_location(cfg, data)
+
+
+def require_worker_resources(wanted: dict, workers: int, nodes: list[dict]) -> None:
+    """Every worker must find its ``train.worker_resources`` on some node: a worker group Ray
+    cannot place is not an error to Ray Train, which waits for it in 60 s tries without end."""
+    for name, amount in wanted.items():
+        fits = sum(int(n.get("Resources", {}).get(name, 0) // amount) for n in live_nodes(nodes))
+        if fits < workers:
+            from skillit_ray.errors import ConfigError
+
+            raise ConfigError(
+                f"train.worker_resources.{name}={amount:g} per worker: this Ray cluster's nodes "
+                f"have room for {fits} of the {workers} workers; start nodes with "
+                f"`ray start --resources='{{\"{name}\": N}}'` or lower train.num_workers"
+            )
+
+
 def require_shared_storage(storage_path: str | None, nodes: list[dict], what: str) -> None:
     """On a cluster of more than one node, checkpoints need a folder every node can reach.
 
@@ -163,7 +197,7 @@ def require_shared_storage(storage_path: str | None, nodes: list[dict], what: st
     worker's own disk: a worker on another node writes where the driver never looks, and the
     run would fail at its first checkpoint, or resume from nothing after a lost node. ``nodes``
     is ``ray.nodes()``."""
-    alive = [n for n in nodes if n.get("Alive")]
+    alive = live_nodes(nodes)
     if len(alive) > 1 and not storage_path:
         from skillit_ray.errors import ConfigError
 
@@ -187,3 +221,63 @@ def start_quiet_local(num_cpus: int = 4) -> None:
         log_to_driver=False,
         logging_level="warning",
     )
+
+
+class NodeWatch:
+    """While a run trains, one console line when a node leaves or joins the cluster.
+
+    A lost node takes its workers with it; Ray Train then restarts the worker group from the
+    last checkpoint (within ``train.max_failures``) once every worker can be placed again, and
+    until then waits in silence (60 s placement tries, without limit). This line says why
+    the rounds stopped coming, and the next one when capacity is back."""
+
+    def __init__(self, echo: bool, max_failures: int, period_s: float = 2.0):
+        self.echo, self.max_failures, self.period_s = echo, max_failures, period_s
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @staticmethod
+    def _alive() -> dict[str, str]:
+        import ray
+
+        return {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in live_nodes(ray.nodes())}
+
+    def __enter__(self) -> NodeWatch:
+        if self.echo:
+            self.thread = threading.Thread(target=self._watch, name="skillit-nodes", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+    def _watch(self) -> None:
+        try:
+            seen = self._alive()
+        except Exception:  # no node table (another Ray version): nothing to say
+            return
+        while not self.stop.wait(self.period_s):
+            try:
+                now = self._alive()
+            except Exception:
+                continue
+            for node, ip in seen.items():
+                if node not in now:
+                    print(self.left(node, ip), flush=True)
+            for node, ip in now.items():
+                if node not in seen:
+                    print(f"node {node[:8]} ({ip}) joined the cluster", flush=True)
+            seen = now
+
+    def left(self, node: str, ip: str) -> str:
+        if self.max_failures == 0:
+            then = "a worker there fails the run (train.max_failures=0)"
+        else:
+            then = (
+                "if workers ran there, Ray Train restarts them from the last checkpoint "
+                f"(train.max_failures={self.max_failures}) once the cluster can place every "
+                "worker again, and waits until then"
+            )
+        return f"node {node[:8]} ({ip}) left the cluster; {then}"

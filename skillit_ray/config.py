@@ -117,6 +117,13 @@ class TrainConfig:
     num_workers: int = _f(1, "Ray Train workers (DDP when > 1).")
     use_gpu: bool = _f(False, "Train on GPUs (one per worker).")
     cpus_per_worker: int = _f(1, "CPUs reserved per worker; also the torch thread count.")
+    worker_resources: dict = _f(
+        {},
+        "Custom Ray resources each worker reserves besides its CPUs (and GPU), e.g. "
+        "{worker_slot: 1} on a cluster whose nodes each offer one (`ray start "
+        "--resources='{\"worker_slot\": 1}'`): one worker per node. Checked against the "
+        "cluster before training.",
+    )
     seed: int = _f(0, "Run seed: model init, round plans and row order follow from it.")
     checkpoint_every: int = _f(
         1,
@@ -460,6 +467,16 @@ def validate(cfg: Config) -> None:
         t.batch_size % t.num_workers == 0,
         f"train.batch_size={t.batch_size} must be divisible by train.num_workers={t.num_workers}",
     )
+    for name, amount in t.worker_resources.items():
+        _check(
+            name not in ("CPU", "GPU", "memory"),
+            f"train.worker_resources: '{name}' is set by train.cpus_per_worker / "
+            "train.use_gpu; name only custom resources here",
+        )
+        _check(
+            isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount > 0,
+            f"train.worker_resources.{name} must be a number > 0, got {amount!r}",
+        )
     d = cfg.data
     _check(
         d.generator is not None or d.train is not None,

@@ -40,8 +40,9 @@ def run(
 
 def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool) -> dict:
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from skillit_ray.cluster import ensure_ray, require_shared_storage
+    from skillit_ray.cluster import ensure_ray, join_cluster
     from skillit_ray.context import prepare_inputs
     from skillit_ray.coordinator import Coordinator
     from skillit_ray.data.cache import data_fingerprint
@@ -97,11 +98,14 @@ def _run(cfg: Config, out: str | None, echo: bool, callbacks: list, resume: bool
     how = ensure_ray(cfg)
     if echo:
         print(f"Ray: {how} ({time.time() - t_ray:.1f}s)", flush=True)
-    require_shared_storage(cfg.run.storage_path, ray.nodes(), "a run")
+    join_cluster(cfg, data, "a run")  # on several nodes the token cache moves to storage
+    meta.cache = data.cache_root
     inputs = prepare_inputs(cfg, data, needs, out, resume, echo)
-    coord = Coordinator.options(name=f"skillit-coordinator-{ident.run_name}").remote(
-        policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx
-    )
+    # On the driver's node, as Ray Train's controller: losing another node leaves it running.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    coord = Coordinator.options(
+        name=f"skillit-coordinator-{ident.run_name}", scheduling_strategy=here
+    ).remote(policy_ref(cfg.policy.name), cfg.policy.params, inputs.ctx)
     logs, status = None, "FAILED"
     try:
         first_step = (start if resume else 0) * cfg.train.steps_per_round + 1
@@ -138,7 +142,9 @@ def _fit(cfg, out, echo, callbacks, meta, fp, ident, coord, difficulty, t0, befo
 
     trainer = make_trainer(cfg, meta, fp, ident, coord, difficulty, callbacks)
     metrics_path = os.path.join(out, "metrics.jsonl")
-    done = fit(trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before)
+    done = fit(
+        trainer, coord, metrics_path, cfg.train.rounds, t0, echo, before, cfg.train.max_failures
+    )
     rundir.save_outputs(out, done.result, ray.get(coord.ranks.remote()))
     summary = rundir.summary(cfg, done.records, done.stats, t0, done.t_fit, done.t_done)
     summary["tokens"] = token_summary(meta.cache, done.stats)

@@ -92,11 +92,13 @@ class RankRecord:
     samples: dict[str, int]
     #: round 0 with several ranks: a uniform sample of each skill's row identities on this rank
     row_keys: dict[str, list[int]] | None = None
+    node: str | None = None  #: the Ray node id the rank ran on
 
     def to_json(self) -> dict:
         out = asdict(self)
-        if self.row_keys is None:
-            out.pop("row_keys")
+        for key in ("row_keys", "node"):
+            if out[key] is None:
+                out.pop(key)
         return out
 
 

@@ -55,7 +55,7 @@ def make_trainer(
         scaling_config=ScalingConfig(
             num_workers=t.num_workers,
             use_gpu=t.use_gpu,
-            resources_per_worker={"CPU": t.cpus_per_worker},
+            resources_per_worker={"CPU": t.cpus_per_worker, **t.worker_resources},
         ),
         run_config=RunConfig(
             name=ident.run_name,
@@ -75,15 +75,20 @@ def fit(
     t0: float,
     echo: bool,
     before: dict[int, float] | None = None,
+    max_failures: int = 0,
 ) -> Fitted:
     """``trainer.fit()`` with a thread streaming the coordinator's round records meanwhile
-    (``before``: running time of the rounds a resumed run keeps)."""
+    (``before``: running time of the rounds a resumed run keeps) and one saying when a node
+    leaves or joins the cluster."""
+    from skillit_ray.cluster import NodeWatch
+
     writer = MetricsWriter(coord, metrics_path, rounds, t0, echo, before)
     writer.start()
     t_fit = time.time()
     fitted = False
     try:
-        result = _fit_off_main_thread(trainer)
+        with NodeWatch(echo, max_failures):
+            result = _fit_off_main_thread(trainer)
         fitted = True
     finally:
         writer.stop_event.set()

@@ -241,17 +241,17 @@ def sweep(spec: SweepSpec, out: str, echo: bool = True) -> dict:
     workers = base.train.num_workers * base.train.cpus_per_worker
     import ray
 
-    from skillit_ray.cluster import require_shared_storage
+    from skillit_ray.cluster import join_cluster
+    from skillit_ray.data.prepare import prepare
 
-    require_shared_storage(base.run.storage_path, ray.nodes(), "a sweep")
+    data = prepare(base)
+    join_cluster(base, data, "a sweep")
     shared = base.run.storage_path
     if shared and "://" not in shared:  # Tune takes an absolute path or a URI
         shared = os.path.abspath(shared)
-    from skillit_ray.data.prepare import prepare
-
     # One token cache for the whole sweep: trials find it made (a trial that changes the
     # data settings makes its own).
-    prepare(base).cache(echo)
+    data.cache(echo)
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     # Each trial holds 0.01 CPU plus its workers'; one whole CPU must stay free for Ray Data

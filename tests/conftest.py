@@ -20,7 +20,7 @@ from skillit_ray.cluster import forget_dead_cluster, start_quiet_local  # noqa: 
 
 # Fixtures that start Ray. A test that uses one (directly or through another fixture) gets the
 # `ray` marker here, so the fast tier (`pytest -m "not ray"`) can never include it by mistake.
-RAY_FIXTURES = {"ray_session", "ray_head"}
+RAY_FIXTURES = {"ray_session", "ray_head", "two_nodes"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -120,67 +120,17 @@ def ray_head(tmp_path):
     free ports (another Ray, the suite's own, may run beside it), and token auth on as the
     README's cluster section does it: one generated token in the head's and every client's
     environment. Yields (address, env) - the env a client needs (the token included)."""
-    import secrets
-    import socket
-    import subprocess
-    import time
+    from tests import nodes
 
-    bin_dir = os.path.dirname(sys.executable)
-    ray_bin = os.path.join(bin_dir, "ray")
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    env = dict(
-        os.environ,
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN=secrets.token_hex(32),
-        RAY_USAGE_STATS_ENABLED="0",
-        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
-    )
-    env.pop("RAY_ADDRESS", None)
-    dash = free_port()
-    address = f"http://127.0.0.1:{dash}"
-    log = open(tmp_path / "head.log", "w")
-    head = subprocess.Popen(
-        [
-            ray_bin,
-            "start",
-            "--head",
-            "--block",
-            f"--port={free_port()}",
-            f"--dashboard-port={dash}",
-            # the default agent port may be held by another Ray on this machine (the suite's
-            # session cluster); a taken port leaves the head without a job agent
-            f"--dashboard-agent-listen-port={free_port()}",
-            "--dashboard-host=127.0.0.1",
-            "--num-cpus=3",
-            "--disable-usage-stats",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = nodes.client_env()
+    head, address, _ = nodes.start_head(tmp_path, env, "--num-cpus=3")
     try:
-        end = time.time() + 120
-        while True:
-            listed = subprocess.run(
-                [ray_bin, "job", "list", "--address", address], env=env, capture_output=True
-            )
-            if listed.returncode == 0:
-                break
-            if time.time() > end:
-                raise TimeoutError(f"the head node did not come up; see {tmp_path / 'head.log'}")
-            time.sleep(1)
         yield address, env
     finally:
-        head.terminate()  # `ray start --block` drains and stops the node it started
-        head.wait(timeout=90)
-        log.close()
-        # ...but leaves Ray's newest-cluster pointer naming it: every later fit() would spend
-        # 12 s of teardown asking a dead address about its controller (cluster.py).
+        head.stop()
+        # `ray start --block` stopped leaves Ray's newest-cluster pointer naming it: every
+        # later fit() would spend 12 s of teardown asking a dead address about its
+        # controller (cluster.py).
         forget_dead_cluster()
 
 

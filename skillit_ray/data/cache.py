@@ -306,7 +306,11 @@ def location(cfg, data) -> str:
         return cfg.data.token_cache
     from skillit_ray.data.generators import default_cache_dir
 
-    key = _sha(
+    return os.path.join(cfg.data.cache_dir or default_cache_dir(), "tokens", _key(cfg, data))
+
+
+def _key(cfg, data) -> str:
+    return _sha(
         {
             "files": data.train.files + data.eval.files,
             "max_length": data.max_len,
@@ -314,7 +318,18 @@ def location(cfg, data) -> str:
             "tokenizer": data.tokenizer,
         }
     )
-    return os.path.join(cfg.data.cache_dir or default_cache_dir(), "tokens", key)
+
+
+def shared_location(cfg, data) -> str:
+    """Where the cache goes on a cluster of several nodes: ``data.token_cache``, else
+    ``<run.storage_path>/tokens/<key>``. Every worker reads the cache, and the default folder
+    (cache_dir) is on the driver's own disk, which other nodes do not see."""
+    if cfg.data.token_cache or not cfg.run.storage_path:
+        return location(cfg, data)
+    storage = cfg.run.storage_path
+    if "://" not in storage:
+        return os.path.join(os.path.abspath(storage), "tokens", _key(cfg, data))
+    return f"{storage.rstrip('/')}/tokens/{_key(cfg, data)}"
 
 
 def ensure(data, echo: bool = True) -> TokenCache:

@@ -278,6 +278,7 @@ class Worker:
             mixture=mix.probs.tolist(),
             samples=dict(zip(self.meta.train_skills, local.tolist(), strict=True)),
             row_keys=row_keys,
+            node=ray.get_runtime_context().get_node_id(),
         )
 
     def _report(self, record: RoundRecord, save: bool, final: bool = False, diverged=None) -> None:
