@@ -153,6 +153,24 @@ def start_head(folder: Path, env: dict, *extra: str) -> tuple[Node, str, str]:
     return node, address, f"127.0.0.1:{gcs}"
 
 
+AGENT_NOT_READY = "No available agent to submit job"
+
+
+def submit_job(args: list[str], env: dict, patience_s: float = 120):
+    """Run the `ray job submit` command ``args``, again while the head's job agent is still
+    starting: under load the agent registers after the dashboard answers `ray job list`, and
+    the head refuses a job for its 10 s agent wait (Ray's WAIT_AVAILABLE_AGENT_TIMEOUT) with
+    "please try again later" - before creating any job, so a retry submits it once."""
+    end = time.time() + patience_s
+    while True:
+        sub = subprocess.run(args, env=env, capture_output=True, text=True, timeout=480)
+        if sub.returncode == 0 or AGENT_NOT_READY not in sub.stdout + sub.stderr:
+            return sub
+        if time.time() > end:
+            return sub
+        time.sleep(2)
+
+
 def start_worker(gcs: str, folder: Path, env: dict, *extra: str) -> Node:
     """A worker node joining the head at ``gcs``: its own raylet and object store."""
     return start(
@@ -207,7 +225,7 @@ class TwoNodes:
             "--entrypoint-num-cpus", "0", "--", *command,
         ]  # fmt: skip
         if log is None:
-            return subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=480)
+            return submit_job(args, self.env)
         with open(log, "w") as fh:
             return subprocess.Popen(args, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
 

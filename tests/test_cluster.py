@@ -8,6 +8,7 @@ import sys
 
 import yaml
 
+from tests import nodes
 from tests.conftest import tiny_lego
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -21,7 +22,7 @@ def test_job_submit_to_head_node_with_token_auth(ray_head, tmp_path, cache_dir):
     raw["run"]["storage_path"] = f"file://{tmp_path / 'storage'}"  # a pyarrow URI
     (job / "tiny.yaml").write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
-    sub = subprocess.run(
+    sub = nodes.submit_job(
         [
             RAY,
             "job",
@@ -39,10 +40,7 @@ def test_job_submit_to_head_node_with_token_auth(ray_head, tmp_path, cache_dir):
             "--out",
             str(out),
         ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=480,
+        env,
     )
     assert sub.returncode == 0, sub.stdout[-4000:] + sub.stderr[-2000:]
     job_id = re.search(r"raysubmit_\w+", sub.stdout + sub.stderr).group(0)
