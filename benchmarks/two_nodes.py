@@ -17,7 +17,6 @@ experiments/lego_pt.yaml with 2 workers through `ray job submit`:
   from the kill to our `recovered:` line and to the job's end, against the undisturbed run.
 
 The machine is shared with other work: the load average is printed with the figures.
-Written for issue 19 and not run yet: no figures of it are in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -51,13 +51,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    job = ROOT / "experiments"
     report: dict = {"load_before": os.getloadavg(), "rounds": args.rounds, "steps": args.steps}
     with (
         tempfile.TemporaryDirectory(prefix="2nbench", dir="/tmp") as d,
         nodes.two_nodes(Path(d)) as cluster,
     ):
         storage = Path(d) / "storage"
+        # the job's working dir holds the recipe alone: Ray uploads it whole (100 MiB at most),
+        # and experiments/ also holds the experiments' run folders
+        job = Path(d) / "job"
+        job.mkdir()
+        shutil.copy(ROOT / "experiments" / "lego_pt.yaml", job / "lego_pt.yaml")
+        shutil.copytree(ROOT / "experiments" / "graphs", job / "graphs")  # the recipe's graph
         base = [
             f"train.rounds={args.rounds}",
             f"train.steps_per_round={args.steps}",
