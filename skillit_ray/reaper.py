@@ -28,7 +28,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _table() -> dict[int, tuple[int, str]]:
+def process_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line) of every process we can read."""
     out = {}
     for name in os.listdir("/proc"):
@@ -48,7 +48,7 @@ def _table() -> dict[int, tuple[int, str]]:
 def session_processes(session_dir: str) -> list[int]:
     """Processes whose command line names the session directory, and all their descendants
     (Ray's workers rename themselves ``ray::...`` and lose the name)."""
-    table = _table()
+    table = process_table()
     found = {pid for pid, (_, cmd) in table.items() if session_dir in cmd}
     found.discard(os.getpid())
     grew = True

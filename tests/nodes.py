@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from skillit_ray.reaper import process_table
+
 BIN = os.path.dirname(sys.executable)
 RAY = os.path.join(BIN, "ray")
 
@@ -43,17 +45,10 @@ def client_env() -> dict:
 
 
 def _children() -> dict[int, list[int]]:
+    """parent pid -> its children's pids, from the reaper's reading of /proc."""
     kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                # the command name (2nd field) may hold spaces: the parent pid follows its ')'
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(int(entry))
+    for pid, (ppid, _) in process_table().items():
+        kids.setdefault(ppid, []).append(pid)
     return kids
 
 
