@@ -174,11 +174,16 @@ def compare(results: dict, curves: dict) -> None:
     if ref is None or not ref["acc_per_skill"]:
         return
     target = ref["acc_full"]["mean"]
+    # Every arm is read on the steps that all arms evaluated: runs from before train.log_eval
+    # covered eval_every evaluated only the policies that read eval loss inside a round, and a
+    # finer grid alone would make an arm look faster.
+    grid = set.intersection(*({step for step, _ in c} for cs in curves.values() for c in cs))
     for label, r in results.items():
-        reached = [steps_to_reach(c, target) for c in curves[label]]
+        reached = [steps_to_reach([p for p in c if p[0] in grid], target) for c in curves[label]]
         hit = [x for x in reached if x is not None]
         r["steps_to_reference"] = {
             "target_acc": target,
+            "grid": sorted(grid),
             "reached": len(hit),
             "of": len(reached),
             "mean": float(np.mean(hit)) if hit else None,

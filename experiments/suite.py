@@ -102,8 +102,9 @@ EXPERIMENTS = {
     "lego_scratchpad_ft": Experiment(
         "lego_scratchpad.yaml",
         _finetuning("lego/depth5", 0.5, graph=LEGO_CHAIN),
-        "LEGO fine-tuning toward depth 5 with depths 1-5 as candidates, scratchpad format "
-        "(depth 5 alone stays at chance: its prerequisites must be learned first).",
+        "LEGO fine-tuning toward depth 5 with depths 1-5 as candidates, scratchpad format, "
+        "6 x 400 steps (the calibration's prerequisite test: depth 5 alone stayed at chance "
+        "and was learned with depth 1, one seed; here depth 5 alone is learned on some seeds).",
         learn_graph=False,
         sets=("data.eval_skills=[lego/depth5]",),
     ),

@@ -111,8 +111,9 @@ class TrainConfig:
     eval_batch_size: int = _f(256, "Rows per evaluation forward pass.")
     log_eval: bool = _f(
         True,
-        "Evaluate at each round's end for the log even when the policy needs no eval "
-        "loss; eval checkpoints inside rounds run only for policies that need them.",
+        "Evaluate for the log even when the policy needs no eval loss: at each round's end "
+        "and every train.eval_every steps, the same grid for every policy (so policies are "
+        "compared at the same steps). False: only the evals the policy needs.",
     )
     num_workers: int = _f(1, "Ray Train workers (DDP when > 1).")
     use_gpu: bool = _f(False, "Train on GPUs (one per worker).")

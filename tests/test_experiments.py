@@ -123,21 +123,42 @@ def test_steps_to_reference_and_separation_from_golden_runs(tmp_path):
 
     dirs = {
         ("stratified", 0): golden_run_dir("skillit_5_rounds", tmp_path / "s0", "stratified"),
-        ("stratified", 1): golden_run_dir("two_workers", tmp_path / "s1", "stratified"),
-        ("skillit", 0): golden_run_dir("tiny_lego_cli", tmp_path / "k0", "skillit"),
+        ("stratified", 1): golden_run_dir("skillit_5_rounds", tmp_path / "s1", "stratified"),
+        ("skillit", 0): golden_run_dir("skillit_5_rounds", tmp_path / "k0", "skillit"),
         ("skillit", 1): golden_run_dir("skillit_5_rounds", tmp_path / "k1", "skillit"),
     }
+    # Stratified's seed 0 as the code before 2026-12-07 logged it (policies that read no eval
+    # loss were evaluated at round ends only; evaluation does not change training, so the
+    # round-end records are the same).
+    metrics = Path(dirs[("stratified", 0)]) / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for r in rows:
+        r["eval_checkpoints"] = [c for c in r["eval_checkpoints"] if c["step"] == r["step"]]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     arms = [Arm("stratified", "stratified"), Arm("skillit", "skillit")]
     results = run.aggregate(arms, 2, dirs)
     ref = results["stratified"]
     target = ref["acc_full"]["mean"]
     assert results["skillit"]["steps_to_reference"]["target_acc"] == target
+    # Every arm is read on the steps all runs evaluated: the golden stratified runs (recorded
+    # when only policies reading eval loss were evaluated inside a round) are evaluated at
+    # round ends, SKILL-IT's every eval_every steps too; the finer grid must not count.
+    grid = set(results["skillit"]["steps_to_reference"]["grid"])
+    steps = {}
+    for (label, s), d in dirs.items():
+        rows = read_metrics(f"{d}/metrics.jsonl")
+        points = run.curve(rows)
+        assert len(points) == sum(len(r.eval_checkpoints) for r in rows)
+        steps[(label, s)] = {step for step, _ in points}
+    assert grid == set.intersection(*steps.values())
+    assert grid == {r.step for r in read_metrics(str(metrics))}  # the round ends
+    assert steps[("skillit", 1)] - grid  # the case the common grid exists for
     for label in ("stratified", "skillit"):
         per_seed = results[label]["steps_to_reference"]["per_seed"]
         for s, got in enumerate(per_seed):
             rows = read_metrics(f"{dirs[(label, s)]}/metrics.jsonl")
-            points = run.curve(rows)
-            assert len(points) == sum(len(r.eval_checkpoints) for r in rows)
+            points = [p for p in run.curve(rows) if p[0] in grid]
+            assert points
             if got is None:
                 assert all(acc < target for _, acc in points)
             else:  # the first checkpoint at or above the target, none before it

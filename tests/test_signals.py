@@ -42,3 +42,31 @@ def test_random_without_log_eval_evaluates_nothing(ray_session, cache_dir, tmp_p
     rows = run(cache_dir, tmp_path, "random", log_eval=False)
     assert all(r["eval_loss"] == {} and r["eval_checkpoints"] == [] for r in rows)
     assert all(r["eval_s"] == 0.0 for r in rows)
+
+
+def test_logged_evals_follow_eval_every_and_leave_training_unchanged(
+    ray_session, cache_dir, tmp_path
+):
+    """With log_eval (the default) a policy that reads no eval loss is evaluated on the same
+    grid as one that does (every eval_every steps and at round ends), so arms of a comparison
+    share their steps; evaluating changes nothing of training: every trained number and the
+    final model equal the run that evaluated nothing (golden signals_random)."""
+    from tests.golden import GOLDEN_DIR, run_numbers
+
+    raw = tiny_lego(cache_dir, rounds=2, steps_per_round=3, eval_every=1)
+    raw["policy"] = {"name": "random", "params": {}}
+    out = tmp_path / "random_logged"
+    launch.run(config.from_dict(raw), out=str(out), echo=False)
+    got = run_numbers(out)
+    silent = json.loads((GOLDEN_DIR / "signals_random.json").read_text())
+    assert [[c["step"] for c in r["eval_checkpoints"]] for r in got["metrics"]] == [
+        [1, 2, 3],
+        [4, 5, 6],
+    ]
+    assert all(
+        set(c["acc"]) == set(r["eval_acc"]) for r in got["metrics"] for c in r["eval_checkpoints"]
+    )
+    trained = ("samples", "train_loss", "lr", "consumed", "mixture", "next_mixture")
+    for mine, ref in zip(got["metrics"], silent["metrics"], strict=True):
+        assert {k: mine[k] for k in trained} == {k: ref[k] for k in trained}
+    assert got["model_sha256"] == silent["model_sha256"]

@@ -223,9 +223,12 @@ class Worker:
         slots = plan.rank_slots(self.rank, self.world)
         sums = np.zeros((len(self.meta.train_skills), 2))
         checkpoints, train_s, eval_s = [], 0.0, 0.0
-        # Only what the policy needs (plus the round-end eval the user logs) is computed.
-        inside = "eval_loss" in self.meta.needs and t.eval_every
-        at_end = "eval_loss" in self.meta.needs or t.log_eval
+        # Only what the policy needs, plus what the user logs, is computed. Logged evals follow
+        # train.eval_every whatever the policy, so every arm of a comparison is measured on the
+        # same step grid (steps-to-target would otherwise favour the policies that need evals).
+        needs_eval = "eval_loss" in self.meta.needs
+        inside = t.eval_every and (needs_eval or t.log_eval)
+        at_end = needs_eval or t.log_eval
         for s in range(t.steps_per_round):
             t0 = time.perf_counter()
             self._train_step(slots[s], sums, row_filter, r)
