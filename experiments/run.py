@@ -233,6 +233,9 @@ def aggregate(arms: list[Arm], seeds: int, dirs: dict) -> dict:
             sk: float(np.mean([np.exp(p["loss_per_skill"][sk]) for p in per_seed]))
             for sk in per_seed[0]["loss_per_skill"]
         }
+        # Per seed too: arms share the model initialisation per seed, so paired differences
+        # and bimodal outcomes (a plateau breaks within budget or not) show here, not in a std.
+        stats["per_seed"] = {k: [p[k] for p in per_seed] for k in ("acc_half", "acc_full")}
         stats["steps"] = [per_seed[0]["step_half"], per_seed[0]["step_full"]]
         stats["seeds"] = seeds
         out[a.label] = stats
@@ -261,6 +264,23 @@ def table(results: dict) -> str:
             f"| {label} | {f(r['acc_half'])} | {f(r['acc_full'])} | {f(r['loss_half'])} | "
             f"{f(r['loss_full'])} | {_steps(r)} | {_sep(r)} | {per} |"
         )
+    return "\n".join(lines)
+
+
+def per_seed_table(results: dict) -> str:
+    """Mean accuracy over the eval skills per seed, at half / full budget."""
+    first = next(iter(results.values()))
+    if not first["acc_per_skill"]:
+        return ""
+    n = len(first["per_seed"]["acc_full"])
+    lines = [
+        "| policy | " + " | ".join(f"seed {s}" for s in range(n)) + " |",
+        "|---|" + "---|" * n,
+    ]
+    for label, r in results.items():
+        half, full = r["per_seed"]["acc_half"], r["per_seed"]["acc_full"]
+        cells = " | ".join(f"{h:.3f} / {f:.3f}" for h, f in zip(half, full, strict=True))
+        lines.append(f"| {label} | {cells} |")
     return "\n".join(lines)
 
 
@@ -368,6 +388,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"Settings: {exp.recipe} with {sets}; {args.seeds} seeds.\n\n"
         )
         fh.write(table(results) + "\n")
+        seeds = per_seed_table(results)
+        if seeds:
+            half, full = next(iter(results.values()))["steps"]
+            fh.write(f"\nPer seed, mean accuracy at {half} / {full} steps:\n\n{seeds}\n")
     print(table(results))
     return results
 

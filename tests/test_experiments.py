@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -168,6 +169,14 @@ def test_steps_to_reference_and_separation_from_golden_runs(tmp_path):
     a, b = results["skillit"]["acc_full"], ref["acc_full"]
     assert sep["diff"] == pytest.approx(a["mean"] - b["mean"])
     assert sep["overlap"] == (abs(a["mean"] - b["mean"]) <= a["std"] + b["std"])
+    for label in ("stratified", "skillit"):
+        for s in range(2):
+            rows = read_metrics(f"{dirs[(label, s)]}/metrics.jsonl")
+            full = float(np.mean(list(rows[-1].eval_acc.values())))
+            assert results[label]["per_seed"]["acc_full"][s] == pytest.approx(full)
+    seeds = run.per_seed_table(results)
+    assert seeds.splitlines()[0] == "| policy | seed 0 | seed 1 |"
+    assert f"{results['skillit']['per_seed']['acc_half'][0]:.3f} / " in seeds
     md = run.table(results)
     assert "steps to stratified's final acc" in md and "| skillit |" in md
 
