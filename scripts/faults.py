@@ -52,12 +52,19 @@ def latest_round(out: str) -> int | None:
 
 
 def train_workers() -> list[int]:
-    import psutil
+    """The Ray Train worker processes of this driver's cluster. Only its own: a search over
+    the whole machine also SIGKILLed the workers of a training job that ran beside the test
+    suite (measured 2026-12-07: an experiment's run died with "worker health check failed")."""
+    import ray
 
+    from skillit_ray import reaper
+
+    session = ray._private.worker.global_worker.node.get_session_dir_path()
+    table = reaper.process_table()
     return sorted(
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])
+        pid
+        for pid in reaper.session_processes(session)
+        if "RayTrainWorker" in table.get(pid, (0, ""))[1]
     )
 
 

@@ -55,14 +55,24 @@ def test_fault_pass(tmp_path):
     import sys
 
     script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "faults.py")
-    proc = subprocess.run(
-        [sys.executable, script, "--work", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=1500,
+    # Another job's Train worker on the same machine (what its command line says): the kills
+    # must stay inside the fault pass's own cluster.
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(3600)", "ray::RayTrainWorker"]
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert proc.stdout.count("ok    ") == 3, proc.stdout
+    try:
+        proc = subprocess.run(
+            [sys.executable, script, "--work", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+        assert proc.stdout.count("ok    ") == 3, proc.stdout
+        assert bystander.poll() is None, "the fault pass killed a process outside its cluster"
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_diverged_run_stops_naming_round_and_skill(ray_session, cache_dir, tmp_path):
