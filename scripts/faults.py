@@ -32,7 +32,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from skillit_ray import config, rundir  # noqa: E402
 from skillit_ray.errors import CheckpointError  # noqa: E402
-from skillit_ray.reaper import session_processes  # noqa: E402
+from skillit_ray.reaper import process_table, session_processes  # noqa: E402
 from skillit_ray.train import checkpoint  # noqa: E402
 from tests.conftest import recipe, tiny_lego  # noqa: E402
 from tests.golden import check_golden  # noqa: E402
@@ -57,14 +57,10 @@ def train_workers() -> list[int]:
     suite (measured 2026-12-07: an experiment's run died with "worker health check failed")."""
     import ray
 
-    from skillit_ray import reaper
-
     session = ray._private.worker.global_worker.node.get_session_dir_path()
-    table = reaper.process_table()
+    table = process_table()
     return sorted(
-        pid
-        for pid in reaper.session_processes(session)
-        if "RayTrainWorker" in table.get(pid, (0, ""))[1]
+        pid for pid in session_processes(session, table) if "RayTrainWorker" in table[pid][1]
     )
 
 

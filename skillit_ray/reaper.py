@@ -45,10 +45,11 @@ def process_table() -> dict[int, tuple[int, str]]:
     return out
 
 
-def session_processes(session_dir: str) -> list[int]:
+def session_processes(session_dir: str, table: dict | None = None) -> list[int]:
     """Processes whose command line names the session directory, and all their descendants
-    (Ray's workers rename themselves ``ray::...`` and lose the name)."""
-    table = process_table()
+    (Ray's workers rename themselves ``ray::...`` and lose the name). ``table``: a
+    process_table() the caller already read."""
+    table = process_table() if table is None else table
     found = {pid for pid, (_, cmd) in table.items() if session_dir in cmd}
     found.discard(os.getpid())
     grew = True

@@ -145,20 +145,19 @@ def test_steps_to_reference_and_separation_from_golden_runs(tmp_path):
     # when only policies reading eval loss were evaluated inside a round) are evaluated at
     # round ends, SKILL-IT's every eval_every steps too; the finer grid must not count.
     grid = set(results["skillit"]["steps_to_reference"]["grid"])
+    runs = {key: read_metrics(f"{d}/metrics.jsonl") for key, d in dirs.items()}
     steps = {}
-    for (label, s), d in dirs.items():
-        rows = read_metrics(f"{d}/metrics.jsonl")
+    for key, rows in runs.items():
         points = run.curve(rows)
         assert len(points) == sum(len(r.eval_checkpoints) for r in rows)
-        steps[(label, s)] = {step for step, _ in points}
+        steps[key] = {step for step, _ in points}
     assert grid == set.intersection(*steps.values())
     assert grid == {r.step for r in read_metrics(str(metrics))}  # the round ends
     assert steps[("skillit", 1)] - grid  # the case the common grid exists for
     for label in ("stratified", "skillit"):
         per_seed = results[label]["steps_to_reference"]["per_seed"]
         for s, got in enumerate(per_seed):
-            rows = read_metrics(f"{dirs[(label, s)]}/metrics.jsonl")
-            points = [p for p in run.curve(rows) if p[0] in grid]
+            points = [p for p in run.curve(runs[(label, s)]) if p[0] in grid]
             assert points
             if got is None:
                 assert all(acc < target for _, acc in points)
@@ -169,11 +168,9 @@ def test_steps_to_reference_and_separation_from_golden_runs(tmp_path):
     a, b = results["skillit"]["acc_full"], ref["acc_full"]
     assert sep["diff"] == pytest.approx(a["mean"] - b["mean"])
     assert sep["overlap"] == (abs(a["mean"] - b["mean"]) <= a["std"] + b["std"])
-    for label in ("stratified", "skillit"):
-        for s in range(2):
-            rows = read_metrics(f"{dirs[(label, s)]}/metrics.jsonl")
-            full = float(np.mean(list(rows[-1].eval_acc.values())))
-            assert results[label]["per_seed"]["acc_full"][s] == pytest.approx(full)
+    for (label, s), rows in runs.items():
+        full = float(np.mean(list(rows[-1].eval_acc.values())))
+        assert results[label]["per_seed"]["acc_full"][s] == pytest.approx(full)
     seeds = run.per_seed_table(results)
     assert seeds.splitlines()[0] == "| policy | seed 0 | seed 1 |"
     assert f"{results['skillit']['per_seed']['acc_half'][0]:.3f} / " in seeds
