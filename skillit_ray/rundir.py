@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -57,7 +58,10 @@ def resolve_out(out: str | None, cfg: Config, what: str = "--out") -> str:
 @dataclass(frozen=True)
 class RunIdentity:
     """Ray Train's run name and storage, and when the run first started (run.json). A fresh
-    name per run, so a new run in an old directory never silently resumes the old one."""
+    name per run, so a new run in an old directory never silently resumes the old one. The
+    name also names the run's coordinator actor on the cluster, so it ends in a random token:
+    two runs of the same config in same-named directories started within one second (an
+    experiment's quick modes at once, a sweep) would otherwise take the same actor name."""
 
     run_name: str
     storage: str
@@ -69,7 +73,8 @@ class RunIdentity:
         if "://" not in storage:  # a pyarrow filesystem URI goes to Ray Train as it is
             storage = os.path.abspath(storage)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(t0))
-        ident = cls(f"{cfg.run.name}-{os.path.basename(out)}-{stamp}", storage, t0)
+        token = secrets.token_hex(3)
+        ident = cls(f"{cfg.run.name}-{os.path.basename(out)}-{stamp}-{token}", storage, t0)
         with open(os.path.join(out, RUN_FILE), "w") as fh:
             json.dump(asdict(ident), fh, indent=1)
         return ident
