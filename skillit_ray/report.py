@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,9 +204,14 @@ def plot_metric(
             if skill not in vals:
                 continue
             v = vals[skill]
-            ax.plot(steps, np.nanmean(v, 0), label=policy, marker=".", markersize=3)
+            # A step no run of this policy evaluated (runs on other grids) is all NaN: a gap
+            # in the line, as intended, not a warning.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "(Mean of empty slice|All-NaN)", RuntimeWarning)
+                mean, lo, hi = np.nanmean(v, 0), np.nanmin(v, 0), np.nanmax(v, 0)
+            ax.plot(steps, mean, label=policy, marker=".", markersize=3)
             if len(v) > 1:
-                ax.fill_between(steps, np.nanmin(v, 0), np.nanmax(v, 0), alpha=0.2)
+                ax.fill_between(steps, lo, hi, alpha=0.2)
         ax.set(title=skill, xlabel="step", ylabel=label)
     if shared_y:
         lims = [ax.get_ylim() for ax in axes]
