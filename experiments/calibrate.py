@@ -8,7 +8,9 @@ measures what a data-selection benchmark needs to be worth running:
   mixture and under the data's natural ("random") mixture, per seed;
 - ``prereq``: the paper's prerequisite test (SKILL-IT section 2.2, Figure 3) per candidate edge
   i -> j: skill j trained alone vs trained 50/50 with skill i for twice the steps, so both see
-  the same number of j rows; an edge is real when j ends better with i;
+  the same number of j rows; an edge is real when j ends better with i. The paired run also
+  gets twice the optimizer steps, so ``--control`` adds j alone for those 2N steps: a gain
+  that the control matches is optimisation, not skill i;
 - ``budget``: from the stratified curves, the first step at which every skill is at or above
   ``--target`` accuracy, per seed (the budget a recipe needs; half of it should fall on the
   staircase where ordering can matter).
@@ -207,22 +209,27 @@ def report(paths: list[str]) -> str:
                 f"(None: not within {[r['curve'][-1]['step'] for r in runs]} steps)"
             )
         if part["prereq"]:
+            # The equal-steps control is shown when every run of every edge has it.
+            arms = [("alone", "j alone"), ("with", "with i")]
+            if all("alone_2n" in x for e in part["prereq"] for x in e["runs"]):
+                arms.append(("alone_2n", "j alone 2N"))
             lines += [
                 f"\n{setting}: prerequisite test, skill j alone for N steps vs j and i "
-                "50/50 for 2N (equal j rows); j's final accuracy and loss, mean ± std over seeds",
+                "50/50 for 2N (equal j rows)"
+                + (", and j alone for 2N (equal steps)" if len(arms) == 3 else "")
+                + "; j's final accuracy and loss, mean ± std over seeds",
                 "",
-                "| edge i -> j | N | seeds | j alone: acc | with i: acc | j alone: loss | "
-                "with i: loss |",
-                "|---|---|---|---|---|---|---|",
+                "| edge i -> j | N | seeds | "
+                + " | ".join(f"{name}: {m}" for m in ("acc", "loss") for _, name in arms)
+                + " |",
+                "|---" * (3 + 2 * len(arms)) + "|",
             ]
             for e in part["prereq"]:
                 r = e["runs"]
+                cells = [_ms([x[key][m] for x in r]) for m in ("acc", "loss") for key, _ in arms]
                 lines.append(
                     f"| {e['from'].split('/')[-1]} -> {e['to'].split('/')[-1]} | "
-                    f"{e['steps_alone']} | {len(r)} | {_ms([x['alone']['acc'] for x in r])} | "
-                    f"{_ms([x['with']['acc'] for x in r])} | "
-                    f"{_ms([x['alone']['loss'] for x in r])} | "
-                    f"{_ms([x['with']['loss'] for x in r])} |"
+                    f"{e['steps_alone']} | {len(r)} | " + " | ".join(cells) + " |"
                 )
     return "\n".join(lines)
 
@@ -252,6 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument(
         "--prereq-from", type=int, default=None, help="prereq: candidate i (default j - 1)"
+    )
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="prereq: also train j alone for 2N steps (the paired run's step count)",
     )
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--out", default=None, help="JSON path (default experiments/calibration/)")
@@ -330,13 +342,15 @@ def main(argv: list[str] | None = None) -> None:
                 for seed in seeds:
                     alone = train(cfg, data, _mixture(k, {j: 1}), n, seed, n)[-1]
                     paired = train(cfg, data, _mixture(k, {i: 1, j: 1}), 2 * n, seed, 2 * n)[-1]
-                    edge["runs"].append(
-                        {
-                            "seed": seed,
-                            "alone": {m: alone[m][data.skills[j]] for m in ("acc", "loss")},
-                            "with": {m: paired[m][data.skills[j]] for m in ("acc", "loss")},
-                        }
-                    )
+                    finals = {"alone": alone, "with": paired}
+                    if args.control:
+                        finals["alone_2n"] = train(
+                            cfg, data, _mixture(k, {j: 1}), 2 * n, seed, 2 * n
+                        )[-1]
+                    run = {"seed": seed}
+                    for key, final in finals.items():
+                        run[key] = {m: final[m][data.skills[j]] for m in ("acc", "loss")}
+                    edge["runs"].append(run)
                     log(
                         f"edge {data.skills[i]} -> {data.skills[j]} seed {seed}: {edge['runs'][-1]}"
                     )

@@ -185,7 +185,8 @@ def test_calibration_quick_mode_writes_curves_prereq_and_report(tmp_path):
 
     path = tmp_path / "cal.json"
     calibrate.main(
-        ["experiments/lego_scratchpad.yaml", "--quick", "--edges", "1", "--out", str(path)]
+        ["experiments/lego_scratchpad.yaml", "--quick", "--edges", "1", "--control"]
+        + ["--out", str(path)]
     )
     cal = json.loads(path.read_text())
     assert cal["skills"] == [f"lego/depth{d}" for d in range(1, 6)]
@@ -197,8 +198,16 @@ def test_calibration_quick_mode_writes_curves_prereq_and_report(tmp_path):
     assert cal["curves"]["stratified"]["mixture"] == [0.2] * 5
     (edge,) = cal["prereq"]
     assert (edge["from"], edge["to"], len(edge["runs"])) == ("lego/depth1", "lego/depth2", 1)
+    (r,) = edge["runs"]
+    assert set(r) == {"seed", "alone", "with", "alone_2n"}
+    assert r["alone_2n"] != r["alone"]  # twice the steps of the same seed: another model
     md = calibrate.report([str(path)])
     assert "| depth1 -> depth2 | 2 | 1 |" in md and "| 4 |" in md
+    assert "j alone 2N: acc" in md and "(equal steps)" in md
+    # A run without the control (an older file) hides the column rather than mixing seeds.
+    del cal["prereq"][0]["runs"][0]["alone_2n"]
+    path.write_text(json.dumps(cal))
+    assert "j alone 2N" not in calibrate.report([str(path)])
     curve = [{"step": 0, "acc": {"a": 0.5}}, {"step": 9, "acc": {"a": 0.95}}]
     assert calibrate.first_reach(curve, ["a"], 0.9) == 9
     assert calibrate.first_reach(curve[:1], ["a"], 0.9) is None
