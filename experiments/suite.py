@@ -83,8 +83,10 @@ def _ood(eta: float) -> tuple[Arm, ...]:
     )
 
 
-# The calibrated formats' graph: the chain their prerequisite tests measured (RESULTS.md,
-# section Calibration); a graph learned from an untrained model is noise on these tasks.
+# The calibrated formats' graphs, chains over the skills (RESULTS.md, section Calibration): on
+# LEGO the prerequisite tests measured depth 1 -> 2; on addition the chain is the format's
+# structure and the tests support none of its edges. A graph learned from an untrained model is
+# noise on these tasks (section "The calibrated LEGO graph, learned cold and warm").
 LEGO_CHAIN = os.path.join(GRAPHS, "lego_chain.json")
 ADDITION_CHAIN = os.path.join(GRAPHS, "addition_chain.json")
 
@@ -110,7 +112,12 @@ EXPERIMENTS = {
     ),
     "addition_reversed": Experiment(
         "addition_reversed.yaml",
-        _pretraining(0.5, ADDITION_CHAIN),
+        (
+            *_pretraining(0.5, ADDITION_CHAIN),
+            # The paper's no-graph ablation (identity graph: up-weights high-loss skills), since
+            # the prerequisite tests find no carry edge that the chain graph would express.
+            Arm("skillit_nograph", "skillit", {**_skillit(0.5)[1].params, "graph": None}),
+        ),
         "Addition continual pre-training, calibrated reversed format (Lee et al. 2023): "
         "4 skills (number of carries, 0-3), natural proportions of uniform operand pairs.",
         learn_graph=False,

@@ -103,7 +103,7 @@ def test_quick_mode_of_each_other_experiment(name, quick):
     learned = list(out.glob("graph-*.json"))
     if EXPERIMENTS[name].learn_graph:
         assert [str(p) for p in learned] == [cfg["policy"]["params"]["graph"]]
-    else:  # the calibrated formats: the chain graph their prerequisite tests measured
+    else:  # the calibrated formats: a chain graph from experiments/graphs
         assert not learned and "/experiments/graphs/" in cfg["policy"]["params"]["graph"]
         assert cfg["data"]["generator_params"]["format"] in ("scratchpad", "reversed")
     g = json.loads(open(cfg["policy"]["params"]["graph"]).read())
