@@ -340,13 +340,13 @@ def main(argv: list[str] | None = None) -> None:
                 edge = {"from": data.skills[i], "to": data.skills[j], "steps_alone": n, "runs": []}
                 out["prereq"].append(edge)
                 for seed in seeds:
-                    alone = train(cfg, data, _mixture(k, {j: 1}), n, seed, n)[-1]
-                    paired = train(cfg, data, _mixture(k, {i: 1, j: 1}), 2 * n, seed, 2 * n)[-1]
-                    finals = {"alone": alone, "with": paired}
+                    only_j, paired = _mixture(k, {j: 1}), _mixture(k, {i: 1, j: 1})
+                    finals = {
+                        "alone": train(cfg, data, only_j, n, seed, n)[-1],
+                        "with": train(cfg, data, paired, 2 * n, seed, 2 * n)[-1],
+                    }
                     if args.control:
-                        finals["alone_2n"] = train(
-                            cfg, data, _mixture(k, {j: 1}), 2 * n, seed, 2 * n
-                        )[-1]
+                        finals["alone_2n"] = train(cfg, data, only_j, 2 * n, seed, 2 * n)[-1]
                     run = {"seed": seed}
                     for key, final in finals.items():
                         run[key] = {m: final[m][data.skills[j]] for m in ("acc", "loss")}
