@@ -31,6 +31,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from skillit_ray import config, rundir  # noqa: E402
+from skillit_ray.cluster import session_dir  # noqa: E402
 from skillit_ray.errors import CheckpointError  # noqa: E402
 from skillit_ray.reaper import process_table, session_processes  # noqa: E402
 from skillit_ray.train import checkpoint  # noqa: E402
@@ -55,9 +56,9 @@ def train_workers() -> list[int]:
     """The Ray Train worker processes of this driver's cluster. Only its own: a search over
     the whole machine also SIGKILLed the workers of a training job that ran beside the test
     suite (measured 2026-12-07: an experiment's run died with "worker health check failed")."""
-    import ray
-
-    session = ray._private.worker.global_worker.node.get_session_dir_path()
+    session = session_dir()
+    if session is None:  # without it the kills could reach other clusters' workers
+        raise RuntimeError("this Ray version hides its session directory: cannot tell our workers")
     table = process_table()
     return sorted(
         pid for pid in session_processes(session, table) if "RayTrainWorker" in table[pid][1]

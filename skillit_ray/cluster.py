@@ -136,16 +136,25 @@ def _services_ignore_sigint():
         signal.signal(signal.SIGINT, old)
 
 
+def session_dir() -> str | None:
+    """The session directory of the cluster this driver is connected to (every process of
+    that cluster names it on its command line), or None where this Ray version hides it:
+    Ray has no public API for it, so the private lookup lives here only."""
+    import ray
+
+    try:
+        return ray._private.worker.global_worker.node.get_session_dir_path()
+    except AttributeError:
+        return None
+
+
 def _start_reaper() -> None:
     """A detached watcher that stops this embedded cluster if the driver dies (reaper.py)."""
     import subprocess
     import sys
 
-    import ray
-
-    try:
-        session = ray._private.worker.global_worker.node.get_session_dir_path()
-    except AttributeError:  # another Ray version: no watcher, nothing else changes
+    session = session_dir()
+    if session is None:  # another Ray version: no watcher, nothing else changes
         return
     subprocess.Popen(
         [sys.executable, "-m", "skillit_ray.reaper", str(os.getpid()), session],
